@@ -1,0 +1,67 @@
+"""mediadecode: decode video and audio into PyTorch tensors, with pluggable backends.
+
+Importing this package imports no backend and loads no native decoder library; the backend
+registry is read on first use.
+"""
+
+from .decoders import AudioDecoder, VideoDecoder
+from .errors import (
+    BackendUnavailableError,
+    DecodingError,
+    InvalidMediaError,
+    MediaDecodeError,
+    NoBackendError,
+    SourceNotFoundError,
+    StreamNotFoundError,
+    UnknownBackendError,
+)
+from .frames import AudioSamples, Frame, FrameBatch
+from .metadata import AudioStreamMetadata, ContainerMetadata, StreamMetadata, VideoStreamMetadata
+from .registry import BackendInfo, list_backends
+from .selection import use_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VideoDecoder",
+    "AudioDecoder",
+    "Frame",
+    "FrameBatch",
+    "AudioSamples",
+    "VideoStreamMetadata",
+    "AudioStreamMetadata",
+    "StreamMetadata",
+    "ContainerMetadata",
+    "list_backends",
+    "BackendInfo",
+    "use_backend",
+    "get_container_metadata",
+    "MediaDecodeError",
+    "SourceNotFoundError",
+    "InvalidMediaError",
+    "DecodingError",
+    "StreamNotFoundError",
+    "BackendUnavailableError",
+    "UnknownBackendError",
+    "NoBackendError",
+]
+
+
+def get_container_metadata(source) -> ContainerMetadata:
+    """Metadata of every stream in ``source`` (a path, bytes, tensor or file object), from the
+    header, read with the ffmpeg backend.
+
+    Raises:
+        SourceNotFoundError, InvalidMediaError: as :class:`VideoDecoder`.
+    """
+    from .backends.ffmpeg import container_metadata, open_container
+    from .sources import as_source
+
+    src = as_source(source)
+    container, fobj = open_container(src)
+    try:
+        return container_metadata(container)
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()

@@ -1,0 +1,666 @@
+"""The ``ffmpeg`` backend: FFmpeg on the CPU through PyAV (whose wheel bundles FFmpeg).
+
+Video:
+
+- ``seek_mode="exact"`` builds the frame index from one pass over the stream's packets (demux only,
+  no decoding): each packet's pts, duration and keyframe flag, sorted into presentation order.
+  Packets that FFmpeg marks for discard (edit-list preroll) are left out, as the decoder drops them.
+- ``seek_mode="approximate"`` trusts the header (frame count, rate, duration) and maps index ``i``
+  to the frame on screen at ``begin + (i + 0.5) / fps``.
+- Batched requests arrive sorted and de-duplicated (the facade does that). The reader seeks only
+  when a keyframe lies between the last decoded frame and the next target, so each GOP is entered
+  once; it decodes forward to the last requested frame and converts to RGB only the frames asked
+  for (``frame.reformat(format="rgb24", threads=1)``), with FFmpeg frame threading for decoding.
+- Seeks go to the keyframe's own timestamp; if a demuxer lands after the target anyway, the reader
+  steps back one keyframe at a time, then to the start of the stream.
+
+Audio is decoded and converted by FFmpeg: ``av.AudioResampler`` (libswresample) turns any sample
+format into float32 in [-1, 1] and does the resampling and channel mixing that
+``sample_rate=``/``num_channels=`` ask for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from fractions import Fraction
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DecodingError, InvalidMediaError, StreamNotFoundError
+from ..metadata import (
+    AudioStreamMetadata,
+    ContainerMetadata,
+    StreamMetadata,
+    VideoStreamMetadata,
+    resolve_video,
+)
+from ..sources import Source
+
+__all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader", "open_container"]
+
+
+def _av():
+    import av
+
+    return av
+
+
+def _reason(exc: BaseException) -> str:
+    strerror = getattr(exc, "strerror", None)
+    return strerror or str(exc) or type(exc).__name__
+
+
+def open_container(source: Source) -> tuple[Any, Any]:
+    """Open ``source`` with FFmpeg; returns ``(container, file_object_to_close_or_None)``.
+
+    Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed.
+
+    Raises:
+        InvalidMediaError: FFmpeg cannot read the source as media (the message names the source
+            and gives FFmpeg's reason).
+    """
+    av = _av()
+    fobj = None
+    try:
+        if source.kind == "path":
+            container = av.open(
+                "file:" + source.value,
+                mode="r",
+                options={"protocol_whitelist": "file"},
+                metadata_errors="ignore",
+            )
+        else:
+            fobj = source.open_binary()
+            container = av.open(fobj, mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        if fobj is not None and source.owns_file:
+            fobj.close()
+        raise InvalidMediaError(f"{source.name}: cannot be read as media: {_reason(exc)}") from exc
+    except Exception:
+        if fobj is not None and source.owns_file:
+            fobj.close()
+        raise
+    return container, (fobj if source.owns_file else None)
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _seconds(ticks, time_base) -> float | None:
+    if ticks is None or time_base is None:
+        return None
+    return float(ticks * time_base)
+
+
+def _stream_metadata(container, stream) -> StreamMetadata:
+    tb = stream.time_base
+    cc = stream.codec_context
+    common = dict(
+        duration_seconds_from_header=_seconds(stream.duration, tb),
+        begin_stream_seconds_from_header=_seconds(stream.start_time, tb),
+        bit_rate=_float(cc.bit_rate) if cc is not None and cc.bit_rate else None,
+        codec=cc.name if cc is not None else None,
+        stream_index=stream.index,
+        media_type=stream.type if stream.type in ("video", "audio", "subtitle", "data", "attachment") else "unknown",
+    )
+    if stream.type == "video":
+        rate = stream.average_rate or stream.guessed_rate
+        sar = cc.sample_aspect_ratio
+        return VideoStreamMetadata(
+            **common,
+            width=cc.width or None,
+            height=cc.height or None,
+            num_frames_from_header=stream.frames or None,
+            average_fps_from_header=float(rate) if rate else None,
+            pixel_aspect_ratio=Fraction(sar) if sar else None,
+            pixel_format=cc.format.name if cc.format is not None else None,
+        )
+    if stream.type == "audio":
+        duration = common["duration_seconds_from_header"]
+        if duration is None and container.duration is not None:
+            duration = container.duration / 1_000_000
+        begin = common["begin_stream_seconds_from_header"]
+        return AudioStreamMetadata(
+            **common,
+            sample_rate=cc.sample_rate or None,
+            num_channels=cc.channels or None,
+            sample_format=cc.format.name if cc.format is not None else None,
+            duration_seconds=duration,
+            begin_stream_seconds=begin if begin is not None else 0.0,
+        )
+    return StreamMetadata(**common)
+
+
+def container_metadata(container) -> ContainerMetadata:
+    """:class:`~mediadecode.metadata.ContainerMetadata` of an open PyAV container."""
+    streams = [_stream_metadata(container, s) for s in container.streams]
+    best_video = best_audio = None
+    try:
+        bv = container.streams.best("video")
+        best_video = bv.index if bv is not None else None
+        ba = container.streams.best("audio")
+        best_audio = ba.index if ba is not None else None
+    except Exception:  # pragma: no cover - defensive, best() is pure FFmpeg logic
+        pass
+    return ContainerMetadata(
+        duration_seconds_from_header=(
+            container.duration / 1_000_000 if container.duration is not None else None
+        ),
+        bit_rate_from_header=_float(container.bit_rate) or None,
+        best_video_stream_index=best_video,
+        best_audio_stream_index=best_audio,
+        streams=streams,
+        format_name=container.format.name if container.format is not None else None,
+    )
+
+
+def _select_stream(container, source: Source, media_type: str, stream_index: int | None):
+    streams = container.streams
+    if stream_index is None:
+        stream = streams.best(media_type)
+        if stream is None:
+            have = ", ".join(f"{s.index}:{s.type}" for s in streams) or "none"
+            raise StreamNotFoundError(
+                f"{source.name}: no {media_type} stream (streams: {have})"
+            )
+        return stream
+    if isinstance(stream_index, bool) or not isinstance(stream_index, int):
+        raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
+    if not 0 <= stream_index < len(streams):
+        raise StreamNotFoundError(
+            f"{source.name}: stream_index {stream_index} is out of range; "
+            f"the file has {len(streams)} streams"
+        )
+    stream = streams[stream_index]
+    if stream.type != media_type:
+        raise StreamNotFoundError(
+            f"{source.name}: stream {stream_index} is a {stream.type} stream, not {media_type}"
+        )
+    return stream
+
+
+class _Base:
+    def __init__(self, source: Source):
+        self._source = source
+        self._container = None
+        self._fobj = None
+
+    def close(self) -> None:
+        container, fobj = self._container, self._fobj
+        self._container = self._fobj = None
+        self._frames = None
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # pragma: no cover - closing must not raise
+                pass
+        if fobj is not None:
+            fobj.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class FFmpegVideoReader(_Base):
+    """A video stream read with PyAV. See the module docstring for the strategy."""
+
+    frames_are_rotated = False
+
+    def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str, num_threads: int):
+        super().__init__(source)
+        av = _av()
+        self._frames = self._pending = self._cursor = None
+        self._at_start = True
+        self._keyframes: list[tuple[int, int]] = []  # (pts, seek timestamp), exact mode
+        self._keyframe_pts: list[int] = []
+        self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
+        self._container, self._fobj = open_container(source)
+        try:
+            self.container_metadata = container_metadata(self._container)
+            stream = _select_stream(self._container, source, "video", stream_index)
+            self._stream = stream
+            self._tb = stream.time_base
+            cc = stream.codec_context
+            if num_threads != 1:
+                cc.thread_type = "AUTO"
+                cc.thread_count = num_threads  # 0: FFmpeg picks from the core count
+            meta = self.container_metadata.streams[stream.index]
+            assert isinstance(meta, VideoStreamMetadata)
+            self.metadata = meta
+            self.frame_pts = self.frame_durations = None
+            self._forward_window = max(1, int(round(2.0 / self._tb)))  # 2 s, approximate mode
+            if seek_mode == "exact":
+                self._scan()
+            first = self._first_frame()
+            self._apply_first_frame(first)
+            resolve_video(meta, self.container_metadata.duration_seconds_from_header)
+            if seek_mode == "approximate" and not meta.average_fps:
+                raise InvalidMediaError(
+                    f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
+                )
+        except av.FFmpegError as exc:
+            self.close()
+            raise InvalidMediaError(f"{source.name}: cannot read the video stream: {_reason(exc)}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        """Build the exact frame index from the packets, without decoding."""
+        entries = []
+        keyframes = []
+        for packet in self._container.demux(self._stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            entries.append((ts, packet.duration or 0))
+            if packet.is_keyframe:
+                seek_ts = min(ts, packet.dts) if packet.dts is not None else ts
+                keyframes.append((ts, seek_ts))
+        entries.sort()
+        self._pts = [e[0] for e in entries]
+        keyframes.sort()
+        self._keyframes = keyframes
+        self._keyframe_pts = [k[0] for k in keyframes]
+        tb = self._tb
+        pts = torch.tensor(self._pts, dtype=torch.float64) * float(tb)
+        durations = [e[1] for e in entries]
+        # Fill missing packet durations from the gap to the next frame.
+        for k, d in enumerate(durations):
+            if d <= 0:
+                if k + 1 < len(self._pts):
+                    durations[k] = self._pts[k + 1] - self._pts[k]
+                elif k > 0:
+                    durations[k] = durations[k - 1]
+        dur = torch.tensor(durations, dtype=torch.float64) * float(tb)
+        self.frame_pts = pts
+        self.frame_durations = dur
+        meta = self.metadata
+        meta.num_frames_from_content = len(self._pts)
+        if self._pts:
+            meta.begin_stream_seconds_from_content = float(pts[0])
+            meta.end_stream_seconds_from_content = float(torch.max(pts + dur))
+        self._seek_to_start()
+
+    def _first_frame(self):
+        """Decode the first frame (it carries the display matrix and the real colour tags)."""
+        self._seek_to_start()
+        try:
+            frame = self._next_frame()
+        except DecodingError:
+            frame = None
+        self._seek_to_start()
+        return frame
+
+    def _apply_first_frame(self, frame) -> None:
+        meta = self.metadata
+        rotation = None
+        if frame is not None:
+            angle = frame.rotation
+            has_matrix = any(
+                getattr(sd.type, "name", str(sd.type)) == "DISPLAYMATRIX" for sd in frame.side_data
+            )
+            if has_matrix:
+                rotation = float(90 * round(angle / 90))
+            meta.pixel_format = frame.format.name
+            meta.width, meta.height = frame.width, frame.height
+            self._coded_size = (frame.width, frame.height)
+            cs = frame.colorspace
+            meta.color_space = _color_name(cs, "colorspace")
+            meta.color_primaries = _color_name(frame.color_primaries, "primaries")
+            meta.color_transfer_characteristic = _color_name(frame.color_trc, "trc")
+            meta.color_range = {1: "tv", 2: "pc"}.get(int(frame.color_range))
+        else:
+            self._coded_size = (meta.width or 0, meta.height or 0)
+        meta.rotation = rotation
+        if rotation is not None and int(rotation) % 180 != 0:
+            meta.width, meta.height = meta.height, meta.width
+
+    # -- decoding engine -----------------------------------------------------------------------
+    #
+    # State: ``_frames`` is the live decode generator (None after a seek or at the end of the
+    # stream), ``_pending`` a frame pushed back in front of it, and ``_cursor`` the pts of the last
+    # frame consumed: every frame with pts <= _cursor is behind us (None: position unknown).
+
+    def _seek_to_start(self) -> None:
+        self._container.seek(0, backward=True, any_frame=False)
+        self._frames = self._pending = self._cursor = None
+        self._at_start = True
+
+    def _seek(self, ts: int) -> None:
+        self._container.seek(ts, backward=True, any_frame=False, stream=self._stream)
+        self._frames = self._pending = self._cursor = None
+        self._at_start = False
+
+    def _frame_iter(self):
+        av = _av()
+        try:
+            for frame in self._container.decode(self._stream):
+                yield frame
+        except av.FFmpegError as exc:
+            raise DecodingError(f"{self._source.name}: decoding failed: {_reason(exc)}") from exc
+
+    def _next_frame(self):
+        """The next decoded frame in presentation order, or None at the end of the stream."""
+        frame = self._pending
+        if frame is not None:
+            self._pending = None
+        else:
+            if self._frames is None:
+                self._frames = self._frame_iter()
+            frame = next(self._frames, None)
+            if frame is None:
+                self._frames = None
+                self._cursor = None
+                return None
+            if frame.pts is None:
+                # No timestamp (rare): continue from the previous frame's.
+                frame.pts = (self._cursor + 1) if self._cursor is not None else 0
+        self._cursor = frame.pts
+        return frame
+
+    def _unread(self, frame) -> None:
+        self._pending = frame
+        self._cursor = frame.pts - 1
+
+    def _must_seek(self, target: int) -> bool:
+        """Whether reaching ``target`` needs a seek rather than decoding forward."""
+        cursor = self._cursor
+        if cursor is None or target <= cursor:
+            return True
+        if self._keyframes:
+            # A keyframe in (cursor, target]: seeking there skips the rest of this GOP.
+            k = bisect.bisect_right(self._keyframe_pts, cursor)
+            return k < len(self._keyframe_pts) and self._keyframe_pts[k] <= target
+        return target - cursor > self._forward_window
+
+    def _seek_for(self, target: int, attempt: int) -> None:
+        """Seek so that decoding reaches ``target``; each retry starts one keyframe earlier."""
+        if self._keyframes:
+            k = bisect.bisect_right(self._keyframe_pts, target) - 1 - attempt
+            if k < 0:
+                self._seek_to_start()
+            else:
+                self._seek(self._keyframes[k][1])
+            return
+        back = attempt * self._forward_window
+        if attempt > 3 or target - back <= (self._stream.start_time or 0):
+            self._seek_to_start()
+        else:
+            self._seek(target - back)
+
+    def _reach(self, target: int) -> None:
+        """Seek so that the next frame has pts <= ``target`` (or is the stream's first frame).
+
+        A demuxer may land after the target (timestamps indexed by dts, imprecise indexes): then
+        seek again one keyframe (or a few seconds) earlier, and finally from the start.
+        """
+        attempt = 0
+        while True:
+            self._seek_for(target, attempt)
+            first = self._next_frame()
+            if first is not None:
+                self._unread(first)
+                if first.pts <= target:
+                    return
+            if self._at_start:
+                return
+            attempt += 1
+
+    def _decode_exact(self, targets: Sequence[int]):
+        """For each sorted target pts (ticks), the frame with exactly that pts."""
+        n = len(targets)
+        out, pts_out, dur_out = self._alloc(n), [0] * n, [0] * n
+        for slot, target in enumerate(targets):
+            if self._must_seek(target):
+                self._reach(target)
+            while True:
+                frame = self._next_frame()
+                if frame is None or frame.pts > target:
+                    index = bisect.bisect_left(self._pts, target)
+                    raise DecodingError(
+                        f"{self._source.name}: frame {index} (pts {float(target * self._tb):.6f} s) "
+                        "could not be decoded"
+                    )
+                if frame.pts == target:
+                    self._emit(frame, out, pts_out, dur_out, slot)
+                    break
+        return out, pts_out, dur_out
+
+    def _decode_played(self, targets: Sequence[int]):
+        """For each sorted target time (ticks), the last frame with pts <= target (the first
+        frame of the stream for a target before it)."""
+        n = len(targets)
+        out, pts_out, dur_out = self._alloc(n), [0] * n, [0] * n
+        prev = None  # the last consumed frame; its pts <= the current target
+        for slot, target in enumerate(targets):
+            if prev is None or self._must_seek(target):
+                self._reach(target)
+                prev = None
+            while True:
+                frame = self._next_frame()
+                if frame is None or frame.pts > target:
+                    if frame is not None:
+                        self._unread(frame)
+                    chosen = prev if prev is not None else frame
+                    if chosen is None:
+                        raise DecodingError(
+                            f"{self._source.name}: no frame decodes at "
+                            f"{float(target * self._tb):.6f} s"
+                        )
+                    self._emit(chosen, out, pts_out, dur_out, slot)
+                    break
+                prev = frame
+        return out, pts_out, dur_out
+
+    def _alloc(self, n: int) -> np.ndarray:
+        width, height = self._coded_size
+        return np.empty((n, height, width, 3), dtype=np.uint8)
+
+    def _convert(self, frame, out: np.ndarray, slot: int) -> None:
+        """RGB24 by swscale, single-threaded (decoding threads already use the cores), written
+        straight into the output slot; a mid-stream size change is scaled to the first size."""
+        width, height = self._coded_size
+        rgb = frame.reformat(width=width, height=height, format="rgb24", threads=1)
+        out[slot] = rgb.to_ndarray()
+
+    def _emit(self, frame, out, pts_out, dur_out, slot) -> None:
+        self._convert(frame, out, slot)
+        pts_out[slot] = frame.pts
+        dur = frame.duration
+        if not dur:
+            if self._pts:
+                k = bisect.bisect_left(self._pts, frame.pts)
+                if k + 1 < len(self._pts):
+                    dur = self._pts[k + 1] - self._pts[k]
+            if not dur and self.metadata.average_fps:
+                dur = 1 / (self.metadata.average_fps * float(self._tb))
+        dur_out[slot] = dur or 0
+
+    def _result(self, out, pts_out, dur_out):
+        tb = float(self._tb)
+        return (
+            torch.from_numpy(out),
+            torch.tensor(pts_out, dtype=torch.float64) * tb,
+            torch.tensor(dur_out, dtype=torch.float64) * tb,
+        )
+
+    # -- primitives ----------------------------------------------------------------------------
+
+    def get_frames_at(self, indices: Sequence[int]):
+        if self._pts:
+            return self._result(*self._decode_exact([self._pts[i] for i in indices]))
+        fps = self.metadata.average_fps
+        begin = self.metadata.begin_stream_seconds or 0.0
+        return self.get_frames_played_at([begin + (i + 0.5) / fps for i in indices])
+
+    def _ticks(self, seconds: float) -> int:
+        return int(math.floor(seconds / self._tb + 1e-6))
+
+    def get_frames_played_at(self, seconds: Sequence[float]):
+        targets = [self._ticks(s) for s in seconds]
+        return self._result(*self._decode_played(targets))
+
+    def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
+        start, stop = self._ticks(start_seconds), self._ticks(stop_seconds)
+        frames = []
+        if stop > start:
+            self._reach(start)
+            while True:
+                frame = self._next_frame()
+                if frame is None or frame.pts >= stop:
+                    break
+                if frame.pts >= start:
+                    frames.append(frame)
+        out = self._alloc(len(frames))
+        pts_out = [0] * len(frames)
+        dur_out = [0] * len(frames)
+        for slot, frame in enumerate(frames):
+            self._emit(frame, out, pts_out, dur_out, slot)
+        return self._result(out, pts_out, dur_out)
+
+
+def _color_name(value, kind: str) -> str | None:
+    """FFmpeg's name for a colour enum value, None when unspecified."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    names = {
+        "colorspace": {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                       8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 12: "chroma-derived-nc",
+                       13: "chroma-derived-c", 14: "ictcp"},
+        "primaries": {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+                      9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"},
+        "trc": {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+                9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
+                14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"},
+    }[kind]
+    return names.get(value)
+
+
+class FFmpegAudioReader(_Base):
+    """An audio stream read with PyAV; conversion by libswresample (``av.AudioResampler``)."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        stream_index: int | None,
+        sample_rate: int | None,
+        num_channels: int | None,
+    ):
+        super().__init__(source)
+        av = _av()
+        self._frames = None
+        self._container, self._fobj = open_container(source)
+        try:
+            self.container_metadata = container_metadata(self._container)
+            stream = _select_stream(self._container, source, "audio", stream_index)
+            self._stream = stream
+            meta = self.container_metadata.streams[stream.index]
+            assert isinstance(meta, AudioStreamMetadata)
+            self.metadata = meta
+            if not meta.sample_rate:
+                raise InvalidMediaError(f"{source.name}: audio stream {stream.index} has no sample rate")
+            self.sample_rate = int(sample_rate or meta.sample_rate)
+            self.num_channels = int(num_channels or meta.num_channels or 1)
+            if num_channels is None:
+                self._layout = None  # keep the source's layout exactly
+            else:
+                self._layout = {1: "mono", 2: "stereo"}.get(num_channels, f"{num_channels}c")
+        except av.FFmpegError as exc:
+            self.close()
+            raise InvalidMediaError(f"{source.name}: cannot read the audio stream: {_reason(exc)}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _preroll_seconds(self) -> float:
+        # Codecs with overlapping transforms or a bit reservoir (AAC, MP3, Opus, Vorbis) need a few
+        # packets before the target to produce the same samples as a decode from the start.
+        cc = self._stream.codec_context
+        frame_size = cc.frame_size or 1024
+        return max(0.1, 4 * frame_size / (self.metadata.sample_rate or 1))
+
+    def get_samples_played_in_range(self, start_seconds: float, stop_seconds: float | None):
+        av = _av()
+        stream = self._stream
+        tb = stream.time_base
+        begin = self.metadata.begin_stream_seconds or 0.0
+        seek_to = start_seconds - self._preroll_seconds()
+        try:
+            if seek_to > begin:
+                self._container.seek(int(math.floor(seek_to / tb)), stream=stream, backward=True)
+            else:
+                self._container.seek(0, backward=True)
+            # Packed float32 ("flt"), one plane: PyAV's to_ndarray on planar frames with more than 8
+            # channels reads past AVFrame.data[8] and crashes.
+            resampler = av.AudioResampler(format="flt", layout=self._layout, rate=self.sample_rate)
+            chunks = []
+            first_pts = None
+            next_pts = None
+            for frame in self._container.decode(stream):
+                t = float(frame.pts * tb) if frame.pts is not None else next_pts
+                if t is None:
+                    t = begin
+                end = t + frame.samples / frame.sample_rate
+                next_pts = end
+                if stop_seconds is not None and t >= stop_seconds:
+                    break
+                if end <= start_seconds:
+                    continue
+                if first_pts is None:
+                    first_pts = t
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            if first_pts is not None:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray())
+        except av.FFmpegError as exc:
+            raise DecodingError(f"{self._source.name}: audio decoding failed: {_reason(exc)}") from exc
+        if not chunks:
+            return torch.empty((self.num_channels, 0), dtype=torch.float32), (
+                first_pts if first_pts is not None else start_seconds
+            )
+        data = np.concatenate(chunks, axis=1).reshape(-1, self.num_channels).T
+        return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), first_pts
+
+
+class FFmpegBackend:
+    """FFmpeg through PyAV, on the CPU; the embedded default (priority 100)."""
+
+    name = "ffmpeg"
+    priority = 100
+    devices = ("cpu",)
+    media_types = ("video", "audio")
+    install_hint = "pip install av"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import av  # noqa: F401
+        except ImportError as exc:
+            return f"PyAV is not importable ({exc}); fix: pip install av"
+        return None
+
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+        return FFmpegVideoReader(
+            source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads
+        )
+
+    def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
+        return FFmpegAudioReader(
+            source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
+        )

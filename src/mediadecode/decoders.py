@@ -1,0 +1,665 @@
+"""The facade: :class:`VideoDecoder` and :class:`AudioDecoder`.
+
+Their public surface mirrors torchcodec 0.17's ``torchcodec.decoders.VideoDecoder`` and
+``AudioDecoder`` (names, arguments, return types, error classes), on any backend. This module owns
+everything every backend must do the same way: argument checks, negative indices, slices, bounds
+errors, the seconds-to-index rules of exact mode, de-duplication and sorting of batched requests,
+rotation, dimension order, empty requests, pickling and reopening in DataLoader workers.
+
+Where torchcodec 0.17 has a rough edge we do the right thing and say so:
+
+- ``get_frames_at([])`` and ``get_frames_played_at([])`` return an empty :class:`FrameBatch`;
+- ``get_frames_in_range(start, stop)`` with ``start > stop`` (after negative indices are resolved)
+  raises :class:`ValueError` instead of returning an empty batch;
+- ``get_frame_played_at`` and ``get_frames_played_at`` both raise :class:`IndexError` for a time
+  outside ``[begin_stream_seconds, end_stream_seconds)``;
+- decoders have ``close()`` and work as context managers; they pickle as ``(source, options)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import registry, selection
+from .errors import InvalidMediaError, MediaDecodeError, NoBackendError, StreamNotFoundError
+from .frames import AudioSamples, Frame, FrameBatch, empty_pts
+from .metadata import AudioStreamMetadata, VideoStreamMetadata
+from .sources import Source, as_source
+
+__all__ = ["VideoDecoder", "AudioDecoder"]
+
+_ITER_CHUNK = 8
+
+
+def _device_str(device: Any) -> str:
+    if device is None:
+        return "cpu"
+    if isinstance(device, torch.device):
+        return str(device)
+    if isinstance(device, str):
+        torch.device(device)  # validates the spelling, raises RuntimeError on nonsense
+        return device
+    raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+
+
+def _default_num_threads() -> int:
+    # Inside a DataLoader worker the workers already use the cores: one thread each.
+    try:
+        from torch.utils.data import get_worker_info
+
+        if get_worker_info() is not None:
+            return 1
+    except Exception:  # pragma: no cover
+        pass
+    return 0
+
+
+class _Decoder:
+    """Shared lifecycle: backend choice, lazy (re)opening, pickling, fork safety, closing."""
+
+    _media_type = ""
+
+    def __init__(self, source: Any, options: dict[str, Any]):
+        self._source: Source = as_source(source)
+        self._options = options
+        self._lock = threading.RLock()
+        self._reader = None
+        self._pid = os.getpid()
+        self._closed = False
+        self.backend: str | None = None
+        self._open()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open_with(self, backend_obj) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _open(self) -> None:
+        device = self._options.get("device", "cpu")
+        names, choice = selection.candidate_backends(
+            self._media_type, device, self._options.get("backend")
+        )
+        explicit = choice.name is not None
+        attempts: dict[str, str] = {}
+        last_exc: BaseException | None = None
+        for name in names:
+            cls = registry.get_backend_class(name)
+            try:
+                reader = self._open_with(cls())
+            except (StreamNotFoundError, TypeError, ValueError):
+                raise  # the request is wrong, not the backend
+            except InvalidMediaError as exc:
+                if explicit or len(names) == 1:
+                    raise
+                attempts[name] = str(exc)
+                last_exc = exc
+                continue
+            except MediaDecodeError:
+                raise
+            except Exception as exc:
+                if explicit:
+                    raise
+                attempts[name] = f"{type(exc).__name__}: {exc}"
+                last_exc = exc
+                continue
+            self._reader = reader
+            self.backend = name
+            self._pid = os.getpid()
+            self._options["backend"] = name  # reopen with the same backend after pickling
+            return
+        lines = "; ".join(f"{n}: {why}" for n, why in attempts.items())
+        raise NoBackendError(
+            f"{self._source.name}: no backend could open it ({lines})", attempts
+        ) from last_exc
+
+    @property
+    def _r(self):
+        """The open reader; reopened lazily after unpickling or in a forked child."""
+        if self._closed:
+            raise ValueError(f"{self._source.name}: the decoder is closed")
+        if self._reader is None or self._pid != os.getpid():
+            stale, self._reader = self._reader, None
+            if stale is not None and self._pid != os.getpid():
+                # A reader inherited through fork shares the parent's file offset: drop it.
+                stale.close()
+            self._open()
+        return self._reader
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the underlying files and free native resources. Idempotent.
+
+        After ``close()`` every decoding method raises :class:`ValueError`.
+        """
+        with self._lock:
+            self._closed = True
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self._source, "options": dict(self._options), "backend": self.backend}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._source = state["source"]
+        self._options = state["options"]
+        self.backend = state["backend"]
+        self._lock = threading.RLock()
+        self._reader = None
+        self._pid = os.getpid()
+        self._closed = False
+        self._after_unpickle()
+
+    def _after_unpickle(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    @property
+    def source(self) -> Source:
+        """The normalised :class:`~mediadecode.sources.Source` this decoder reads."""
+        return self._source
+
+
+def _as_index_list(indices: Any) -> list[int]:
+    if isinstance(indices, Tensor):
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise TypeError(f"indices must be integers, got a tensor of {indices.dtype}")
+        return [int(i) for i in indices.reshape(-1).tolist()]
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, (Sequence, Iterator)) and not hasattr(indices, "__array__"):
+        raise TypeError(f"indices must be a sequence of ints or a tensor, got {type(indices).__name__}")
+    out = []
+    for i in list(indices):
+        if isinstance(i, bool):
+            raise TypeError("indices must be integers, got a bool")
+        try:
+            out.append(operator.index(i))
+        except TypeError:
+            raise TypeError(f"indices must be integers, got {type(i).__name__}") from None
+    return out
+
+
+def _as_seconds_list(seconds: Any) -> list[float]:
+    if isinstance(seconds, Tensor):
+        return [float(s) for s in seconds.reshape(-1).tolist()]
+    if isinstance(seconds, (str, bytes)):
+        raise TypeError("seconds must be a sequence of numbers or a tensor")
+    out = []
+    for s in list(seconds):
+        if not isinstance(s, numbers.Real) or isinstance(s, bool):
+            raise TypeError(f"seconds must be numbers, got {type(s).__name__}")
+        out.append(float(s))
+    return out
+
+
+class VideoDecoder(_Decoder):
+    """Decode frames of one video stream into ``torch.uint8`` RGB tensors.
+
+    The public surface is torchcodec 0.17's ``VideoDecoder``; the backend is pluggable.
+
+    Args:
+        source: a path (``str`` or ``os.PathLike``), ``bytes``, a 1-D ``torch.uint8`` tensor of
+            encoded bytes, or a binary file-like object with ``read`` and ``seek``.
+        stream_index: absolute index of the video stream; None picks FFmpeg's best video stream.
+        dimension_order: ``"NCHW"`` (default; frames ``(3, H, W)``) or ``"NHWC"`` (``(H, W, 3)``).
+        num_threads: decoding threads. None (default): 1 inside a DataLoader worker, otherwise 0,
+            which lets FFmpeg pick from the core count. ``num_ffmpeg_threads`` (torchcodec's
+            spelling) is accepted as an alias.
+        device: ``"cpu"`` (default) or a CUDA device for GPU backends.
+        seek_mode: ``"exact"`` (default) scans the packets once at open (no decoding) so that
+            frame ``i`` is always the i-th frame in presentation order and ``num_frames`` is exact;
+            ``"approximate"`` trusts the header (frame count, rate, duration) and maps index ``i``
+            to the frame on screen at ``begin + (i + 0.5) / average_fps``: faster to open, may be
+            off on variable-frame-rate media.
+        backend: backend name (see :func:`mediadecode.list_backends`); None follows the selection
+            rules (``use_backend()``, ``MEDIADECODE_BACKEND``, the config file, then automatic).
+
+    Attributes:
+        metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
+            the returned frames, after rotation.
+        stream_index (int): the stream decoded.
+        backend (str): the backend that serves this decoder.
+
+    Rotation: frames come out rotated by ``metadata.rotation`` (the display matrix), as players
+    show them and as torchcodec >= 0.11 does, on every backend.
+
+    Raises:
+        SourceNotFoundError: a path that does not exist.
+        InvalidMediaError: the source is not readable media (names the source and FFmpeg's reason).
+        StreamNotFoundError: no video stream, or ``stream_index`` is out of range or not video.
+        BackendUnavailableError: the chosen backend cannot be used here (with the fix).
+        UnknownBackendError: ``backend`` names no registered backend.
+        ValueError, TypeError: invalid arguments.
+    """
+
+    _media_type = "video"
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        stream_index: int | None = None,
+        dimension_order: str = "NCHW",
+        num_threads: int | None = None,
+        device: str | torch.device | None = "cpu",
+        seek_mode: str = "exact",
+        backend: str | None = None,
+        num_ffmpeg_threads: int | None = None,
+    ):
+        if dimension_order not in ("NCHW", "NHWC"):
+            raise ValueError(
+                f"Invalid dimension order ({dimension_order!r}); supported values are NCHW, NHWC"
+            )
+        if seek_mode not in ("exact", "approximate"):
+            raise ValueError(
+                f"Invalid seek mode ({seek_mode!r}); supported values are exact, approximate"
+            )
+        if num_threads is not None and num_ffmpeg_threads is not None and num_threads != num_ffmpeg_threads:
+            raise ValueError("num_threads and num_ffmpeg_threads disagree; pass only one")
+        threads = num_threads if num_threads is not None else num_ffmpeg_threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ValueError(f"num_threads must be an int >= 0 or None, got {threads!r}")
+        if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
+            raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
+        options = {
+            "stream_index": stream_index,
+            "dimension_order": dimension_order,
+            "num_threads": threads,
+            "device": _device_str(device),
+            "seek_mode": seek_mode,
+            "backend": backend,
+        }
+        self._dimension_order = dimension_order
+        super().__init__(source, options)
+
+    def _open_with(self, backend_obj):
+        o = self._options
+        threads = o["num_threads"] if o["num_threads"] is not None else _default_num_threads()
+        reader = backend_obj.open_video(
+            self._source,
+            stream_index=o["stream_index"],
+            seek_mode=o["seek_mode"],
+            num_threads=threads,
+            device=o["device"],
+        )
+        self._set_reader_info(reader)
+        return reader
+
+    def _set_reader_info(self, reader) -> None:
+        meta = reader.metadata
+        self.metadata: VideoStreamMetadata = meta
+        self.stream_index: int = meta.stream_index
+        self._num_frames = int(meta.num_frames or 0)
+        self._begin = float(meta.begin_stream_seconds or 0.0)
+        end = meta.end_stream_seconds
+        self._end = float(end) if end is not None else math.inf
+        rotation = meta.rotation if not getattr(reader, "frames_are_rotated", False) else None
+        self._rot90 = int(round((rotation or 0) / 90)) % 4
+
+    def _after_unpickle(self) -> None:
+        self._dimension_order = self._options["dimension_order"]
+        self._r  # noqa: B018 - metadata must be there right away; the reader opens here
+
+    # -- output shaping ------------------------------------------------------------------------
+
+    def _finish(self, data: Tensor) -> Tensor:
+        """(N, H, W, 3) coded-orientation frames -> rotated, in the requested dimension order."""
+        if self._rot90:
+            data = torch.rot90(data, self._rot90, dims=(1, 2)).contiguous()
+        if self._dimension_order == "NCHW":
+            data = data.permute(0, 3, 1, 2)
+        return data
+
+    def _empty(self) -> FrameBatch:
+        h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
+        shape = (0, 3, h, w) if self._dimension_order == "NCHW" else (0, h, w, 3)
+        return FrameBatch(torch.empty(shape, dtype=torch.uint8), empty_pts(), empty_pts())
+
+    def _batch_for(self, fetch, keys: list) -> FrameBatch:
+        """Fetch unique sorted keys once, then gather them back into the requested order."""
+        if not keys:
+            return self._empty()
+        unique = sorted(set(keys))
+        with self._lock:
+            data, pts, dur = fetch(unique)
+        data = self._finish(data)
+        if len(unique) != len(keys) or unique != keys:
+            where = {k: n for n, k in enumerate(unique)}
+            order = torch.tensor([where[k] for k in keys], dtype=torch.long)
+            data, pts, dur = data[order], pts[order], dur[order]
+        return FrameBatch(data=data, pts_seconds=pts, duration_seconds=dur)
+
+    # -- index access --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        self._r  # noqa: B018
+        return self._num_frames
+
+    def _check_index(self, index: int) -> int:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(
+                f"frame index {index} is out of bounds for {self._source.name}, "
+                f"which has {n} frames"
+            )
+        return index + n if index < 0 else index
+
+    def _frames_at(self, indices: list[int]) -> FrameBatch:
+        reader = self._r
+        return self._batch_for(reader.get_frames_at, [self._check_index(i) for i in indices])
+
+    def __getitem__(self, key: int | slice) -> Tensor:
+        """``decoder[i]``: frame ``i`` as a tensor (negative counts from the end);
+        ``decoder[a:b:s]``: the frames of that slice as a 4-D tensor (Python slice semantics,
+        including negative steps).
+
+        Raises:
+            IndexError: ``i`` out of range.
+            TypeError: ``key`` is neither an int nor a slice.
+        """
+        if isinstance(key, slice):
+            return self._frames_at(list(range(*key.indices(len(self))))).data
+        if isinstance(key, bool):
+            raise TypeError("frame index must be an int or a slice, not bool")
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(
+                f"Unsupported key type: {type(key).__name__}; use an int or a slice"
+            ) from None
+        return self._frames_at([index]).data[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """Yield every frame as a tensor, in order, decoding a few frames at a time."""
+        n = len(self)
+        for start in range(0, n, _ITER_CHUNK):
+            batch = self._frames_at(list(range(start, min(n, start + _ITER_CHUNK))))
+            yield from batch.data
+
+    def get_frame_at(self, index: int) -> Frame:
+        """Frame ``index`` (negative counts from the end) with its pts and duration.
+
+        Raises:
+            IndexError: ``index`` is out of range.
+        """
+        if isinstance(index, bool):
+            raise TypeError("frame index must be an int, not bool")
+        batch = self._frames_at([operator.index(index)])
+        return Frame(batch.data[0], float(batch.pts_seconds[0]), float(batch.duration_seconds[0]))
+
+    def get_frames_at(self, indices: Sequence[int] | Tensor) -> FrameBatch:
+        """Frames at ``indices`` (any order, duplicates and negatives allowed), in that order.
+
+        Each distinct frame is decoded once; the backend receives the indices sorted.
+
+        Returns:
+            FrameBatch with ``data`` ``(N, 3, H, W)`` (or NHWC) uint8 and float64 ``(N,)`` pts and
+            durations in seconds; ``N == 0`` for an empty list.
+
+        Raises:
+            IndexError: an index out of range.
+            TypeError: non-integer indices.
+        """
+        return self._frames_at(_as_index_list(indices))
+
+    def get_frames_in_range(self, start: int, stop: int, step: int = 1) -> FrameBatch:
+        """Frames ``start, start + step, ...`` below ``stop`` (indices, ``stop`` excluded).
+
+        Negative ``start``/``stop`` count from the end and values past the end are clipped, as
+        with a Python slice.
+
+        Raises:
+            ValueError: ``step <= 0``, or ``start > stop`` once negatives are resolved (torchcodec
+                returns an empty batch there; a reversed range is almost always a bug).
+        """
+        for name, v in (("start", start), ("stop", stop), ("step", step)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        if step <= 0:
+            raise ValueError(f"step must be positive, got {step}")
+        n = len(self)
+        lo, hi, _ = slice(start, stop, step).indices(n)
+        if lo > hi:
+            raise ValueError(
+                f"Invalid range: start ({start}) is after stop ({stop}) for a video of {n} frames"
+            )
+        return self._frames_at(list(range(lo, hi, step)))
+
+    # -- time access ---------------------------------------------------------------------------
+
+    def _check_time(self, seconds: float) -> float:
+        if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool):
+            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+        if not (self._begin <= seconds < self._end):
+            raise IndexError(
+                f"Invalid pts in seconds: {seconds}. It must be greater than or equal to "
+                f"{self._begin} and less than {self._end} ({self._source.name})."
+            )
+        return float(seconds)
+
+    def _index_played_at(self, seconds: float) -> int:
+        pts = self._r.frame_pts
+        index = int(torch.searchsorted(pts, torch.tensor([seconds], dtype=torch.float64), right=True)[0]) - 1
+        return min(max(index, 0), self._num_frames - 1)
+
+    def _frames_played_at(self, seconds: list[float]) -> FrameBatch:
+        seconds = [self._check_time(s) for s in seconds]
+        reader = self._r
+        if reader.frame_pts is not None:
+            return self._batch_for(reader.get_frames_at, [self._index_played_at(s) for s in seconds])
+        return self._batch_for(reader.get_frames_played_at, seconds)
+
+    def get_frame_played_at(self, seconds: float) -> Frame:
+        """The frame on screen at ``seconds``: the last frame whose pts is <= ``seconds``.
+
+        Raises:
+            IndexError: ``seconds`` is outside ``[begin_stream_seconds, end_stream_seconds)``.
+        """
+        batch = self._frames_played_at([seconds])
+        return Frame(batch.data[0], float(batch.pts_seconds[0]), float(batch.duration_seconds[0]))
+
+    def get_frames_played_at(self, seconds: Sequence[float] | Tensor) -> FrameBatch:
+        """The frames on screen at each of ``seconds`` (any order, duplicates allowed).
+
+        Raises:
+            IndexError: a time outside ``[begin_stream_seconds, end_stream_seconds)`` (the same
+                class as :meth:`get_frame_played_at`, unlike torchcodec 0.17).
+        """
+        return self._frames_played_at(_as_seconds_list(seconds))
+
+    def get_frames_played_in_range(
+        self, start_seconds: float, stop_seconds: float, fps: float | None = None
+    ) -> FrameBatch:
+        """Frames played in ``[start_seconds, stop_seconds)``.
+
+        Without ``fps``: every frame whose pts is in the half-open range (as torchcodec's
+        docstring states). With ``fps``: one frame per output time ``start + k / fps`` below
+        ``stop``, the frame on screen at that time (frames are repeated or dropped as needed).
+
+        Raises:
+            ValueError: ``start_seconds > stop_seconds``, ``start_seconds`` outside
+                ``[begin, end)`` or ``stop_seconds > end`` (as torchcodec), or ``fps <= 0``.
+        """
+        if not start_seconds <= stop_seconds:
+            raise ValueError(
+                f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
+                f"stop seconds ({stop_seconds})."
+            )
+        self._r  # noqa: B018
+        if not self._begin <= start_seconds < self._end:
+            raise ValueError(
+                f"Invalid start seconds: {start_seconds}. It must be greater than or equal to "
+                f"{self._begin} and less than {self._end}."
+            )
+        if not stop_seconds <= self._end:
+            raise ValueError(
+                f"Invalid stop seconds: {stop_seconds}. It must be less than or equal to {self._end}."
+            )
+        if fps is not None:
+            if not fps > 0:
+                raise ValueError(f"fps must be positive, got {fps}")
+            count = max(0, math.ceil((stop_seconds - start_seconds) * fps - 1e-9))
+            times = [start_seconds + k / fps for k in range(count)]
+            times = [t for t in times if t < stop_seconds]
+            return self._frames_played_at(times)
+        reader = self._r
+        if reader.frame_pts is not None:
+            pts = reader.frame_pts
+            lo = int(torch.searchsorted(pts, torch.tensor([start_seconds], dtype=torch.float64))[0])
+            hi = int(torch.searchsorted(pts, torch.tensor([stop_seconds], dtype=torch.float64))[0])
+            return self._frames_at(list(range(lo, hi)))
+        if start_seconds == stop_seconds:
+            return self._empty()
+        with self._lock:
+            data, pts, dur = reader.get_frames_played_in_range(start_seconds, stop_seconds)
+        return FrameBatch(self._finish(data), pts, dur)
+
+    def get_all_frames(self, fps: float | None = None) -> FrameBatch:
+        """Every frame of the stream (or, with ``fps``, resampled to that rate)."""
+        self._r  # noqa: B018
+        if fps is None and self._r.frame_pts is not None:
+            return self._frames_at(list(range(self._num_frames)))
+        return self.get_frames_played_in_range(self._begin, self._end, fps=fps)
+
+    def __repr__(self) -> str:
+        return (
+            f"VideoDecoder({self._source.name!r}, stream_index={getattr(self, 'stream_index', None)}, "
+            f"backend={self.backend!r})"
+        )
+
+
+class AudioDecoder(_Decoder):
+    """Decode one audio stream into ``float32`` samples in [-1, 1].
+
+    The public surface is torchcodec 0.17's ``AudioDecoder``. Sample format conversion,
+    resampling and channel mixing are done by the backend's own library (FFmpeg's libswresample for
+    the ffmpeg backend), never by hand-written DSP.
+
+    Args:
+        source: a path, ``bytes``, a 1-D ``torch.uint8`` tensor or a binary file-like object; any
+            file with an audio stream (video files too).
+        stream_index: absolute index of the audio stream; None picks FFmpeg's best audio stream.
+        sample_rate: output sample rate in Hz; None keeps the stream's.
+        num_channels: output channel count (1 mixes down to mono); None keeps the stream's.
+        backend: backend name; None follows the selection rules.
+
+    Attributes:
+        metadata (AudioStreamMetadata): the stream's own metadata (its native rate and channels).
+        stream_index (int): the stream decoded.
+        backend (str): the backend that serves this decoder.
+
+    Raises:
+        SourceNotFoundError, InvalidMediaError, StreamNotFoundError, BackendUnavailableError:
+            as for :class:`VideoDecoder`.
+        ValueError: ``sample_rate`` or ``num_channels`` not a positive int.
+    """
+
+    _media_type = "audio"
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        stream_index: int | None = None,
+        sample_rate: int | None = None,
+        num_channels: int | None = None,
+        backend: str | None = None,
+    ):
+        for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+        if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
+            raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
+        options = {
+            "stream_index": stream_index,
+            "sample_rate": None if sample_rate is None else int(sample_rate),
+            "num_channels": None if num_channels is None else int(num_channels),
+            "backend": backend,
+            "device": "cpu",
+        }
+        super().__init__(source, options)
+
+    def _open_with(self, backend_obj):
+        o = self._options
+        reader = backend_obj.open_audio(
+            self._source,
+            stream_index=o["stream_index"],
+            sample_rate=o["sample_rate"],
+            num_channels=o["num_channels"],
+        )
+        self.metadata: AudioStreamMetadata = reader.metadata
+        self.stream_index: int = reader.metadata.stream_index
+        self._sample_rate = int(reader.sample_rate)
+        self._num_channels = int(reader.num_channels)
+        return reader
+
+    def _after_unpickle(self) -> None:
+        self._r  # noqa: B018
+
+    def get_all_samples(self) -> AudioSamples:
+        """All samples of the stream (see :meth:`get_samples_played_in_range`)."""
+        return self.get_samples_played_in_range()
+
+    def get_samples_played_in_range(
+        self, start_seconds: float = 0.0, stop_seconds: float | None = None
+    ) -> AudioSamples:
+        """Samples in ``[start_seconds, stop_seconds)``; ``stop_seconds=None`` means to the end.
+
+        Returns:
+            AudioSamples with ``data`` ``(num_channels, num_samples)`` float32 in [-1, 1] at the
+            output sample rate, ``pts_seconds`` the time of its first sample (``start_seconds``
+            when the stream covers it), ``duration_seconds = num_samples / sample_rate``. A range
+            that holds no samples gives ``num_samples == 0``.
+
+        Raises:
+            ValueError: ``start_seconds > stop_seconds``, or a negative or non-finite bound.
+        """
+        if not isinstance(start_seconds, numbers.Real) or not math.isfinite(start_seconds):
+            raise ValueError(f"start_seconds must be a finite number, got {start_seconds!r}")
+        if stop_seconds is not None:
+            if not isinstance(stop_seconds, numbers.Real) or math.isnan(stop_seconds):
+                raise ValueError(f"stop_seconds must be a number or None, got {stop_seconds!r}")
+            if not start_seconds <= stop_seconds:
+                raise ValueError(
+                    f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
+                    f"stop seconds ({stop_seconds})."
+                )
+        reader = self._r
+        with self._lock:
+            data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)
+        rate = self._sample_rate
+
+        def offset_of(seconds: float) -> int:
+            return math.floor((seconds - first_pts) * rate + 0.5)
+
+        # The trimming rule is torchcodec 0.17's AudioDecoder.get_samples_played_in_range.
+        if first_pts < start_seconds:
+            begin = offset_of(start_seconds)
+            pts = float(start_seconds)
+        else:
+            begin, pts = 0, float(first_pts)
+        end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
+        data = data[:, begin:max(begin, end)]
+        return AudioSamples(
+            data=data, pts_seconds=pts, duration_seconds=data.shape[1] / rate, sample_rate=rate
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioDecoder({self._source.name!r}, stream_index={getattr(self, 'stream_index', None)}, "
+            f"backend={self.backend!r})"
+        )

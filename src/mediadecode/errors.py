@@ -1,0 +1,83 @@
+"""The exception hierarchy of mediadecode.
+
+Every error that mediadecode raises about media, sources or backends derives from
+:class:`MediaDecodeError`. It is a :class:`RuntimeError`, so code written for torchcodec (which
+raises ``RuntimeError`` for unreadable media) keeps catching it. Several classes also derive from
+the built-in class a Python user expects, so both ``except MediaDecodeError`` and the usual
+``except FileNotFoundError`` / ``except ValueError`` / ``except ImportError`` work:
+
+==============================  =======================================  ==========================
+class                           raised when                              also a
+==============================  =======================================  ==========================
+``SourceNotFoundError``         a path names no file                     ``FileNotFoundError``
+``InvalidMediaError``           the bytes are not media FFmpeg can read  (``MediaDecodeError``)
+``DecodingError``               a packet fails to decode mid-stream      ``InvalidMediaError``
+``StreamNotFoundError``         no stream of the kind asked for / bad    ``ValueError``
+                                ``stream_index``
+``BackendUnavailableError``     a backend's optional dependency is       ``ImportError``
+                                missing (message has the pip command)
+``UnknownBackendError``         a backend name nobody registered         ``ValueError``
+``NoBackendError``              no backend could open the source; lists  ``InvalidMediaError``
+                                every backend tried and why
+==============================  =======================================  ==========================
+
+Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
+:class:`TypeError`; neither is wrapped.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MediaDecodeError",
+    "SourceNotFoundError",
+    "InvalidMediaError",
+    "DecodingError",
+    "StreamNotFoundError",
+    "BackendUnavailableError",
+    "UnknownBackendError",
+    "NoBackendError",
+]
+
+
+class MediaDecodeError(RuntimeError):
+    """Base class of every mediadecode error about media, sources and backends."""
+
+
+class SourceNotFoundError(MediaDecodeError, FileNotFoundError):
+    """The source path does not exist (also a :class:`FileNotFoundError`)."""
+
+
+class InvalidMediaError(MediaDecodeError):
+    """The source cannot be read as media: garbage, empty, truncated or unsupported.
+
+    The message names the source and gives FFmpeg's (or the backend's) reason.
+    """
+
+
+class DecodingError(InvalidMediaError):
+    """Decoding failed part-way through a stream that opened (corrupt packets)."""
+
+
+class StreamNotFoundError(MediaDecodeError, ValueError):
+    """The requested stream does not exist or is not of the requested media type.
+
+    Raised for an out-of-range ``stream_index``, a ``stream_index`` that points at an audio stream
+    when a video stream was asked for (or the reverse), and a file with no stream of that type
+    (for example an audio-only file opened with :class:`~mediadecode.VideoDecoder`).
+    """
+
+
+class BackendUnavailableError(MediaDecodeError, ImportError):
+    """A backend cannot be used here; the message says why and how to fix it (a pip command)."""
+
+
+class UnknownBackendError(MediaDecodeError, ValueError):
+    """No backend is registered under the requested name; the message lists the known names."""
+
+
+class NoBackendError(InvalidMediaError):
+    """No backend could open the source. ``attempts`` maps each backend tried to its reason."""
+
+    def __init__(self, message: str, attempts: dict[str, str] | None = None):
+        super().__init__(message)
+        self.attempts: dict[str, str] = dict(attempts or {})

@@ -1,0 +1,176 @@
+"""Choosing a backend.
+
+The backend that opens a source is chosen by the first of these that is set:
+
+1. the ``backend=`` argument of the decoder;
+2. :func:`use_backend` (a :mod:`contextvars` value, so it is per thread and per asyncio task);
+3. the ``MEDIADECODE_BACKEND`` environment variable, read at each call;
+4. the config file: ``$MEDIADECODE_CONFIG``, else ``~/.config/mediadecode/config.toml``
+   (``$XDG_CONFIG_HOME`` is honoured), a TOML file with ``backend = "NAME"``;
+5. automatic choice: available backends that decode the media type on the device, by priority.
+
+With 1-4 (an explicit choice) exactly that backend is used: if it is unavailable the error says
+why and how to fix it; nothing is substituted silently. With 5, a backend that fails to open the
+source hands over to the next; if all fail, :class:`~mediadecode.errors.NoBackendError` lists each
+one tried and its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry
+from .errors import BackendUnavailableError, UnknownBackendError
+
+__all__ = ["use_backend", "current_backend_choice", "candidate_backends", "config_path"]
+
+ENV_VAR = "MEDIADECODE_BACKEND"
+CONFIG_ENV_VAR = "MEDIADECODE_CONFIG"
+
+_context_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mediadecode_backend", default=None
+)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Use backend ``name`` for decoders created inside the ``with`` block.
+
+    The choice lives in a :class:`contextvars.ContextVar`: it applies to this thread or asyncio
+    task only, nests, and is restored on exit even if the block raises. A ``backend=`` argument
+    still wins over it.
+
+    Raises:
+        UnknownBackendError: ``name`` is not registered (checked on entry).
+        TypeError: ``name`` is not a string.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a str, got {type(name).__name__}")
+    if name not in registry.registry():
+        known = ", ".join(sorted(registry.registry()))
+        raise UnknownBackendError(f"unknown backend {name!r}; registered backends: {known}")
+    token = _context_backend.set(name)
+    try:
+        yield name
+    finally:
+        _context_backend.reset(token)
+
+
+def config_path() -> Path:
+    """The config file consulted: ``$MEDIADECODE_CONFIG`` or the XDG default."""
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mediadecode" / "config.toml"
+
+
+def _config_backend() -> tuple[str | None, str]:
+    path = config_path()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return None, str(path)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read mediadecode config: {exc}") from exc
+    value = data.get("backend")
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{path}: 'backend' must be a string, got {value!r}")
+    return value or None, str(path)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved choice: ``name`` None means automatic; ``origin`` says where it came from."""
+
+    name: str | None
+    origin: str
+
+
+def current_backend_choice(backend: str | None = None) -> Choice:
+    """Which backend the rules above pick right now (None name: automatic).
+
+    Raises:
+        ValueError: the config file is malformed.
+    """
+    if backend is not None:
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
+        return Choice(backend, "the backend= argument")
+    ctx = _context_backend.get()
+    if ctx is not None:
+        return Choice(ctx, "mediadecode.use_backend()")
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return Choice(env, f"the {ENV_VAR} environment variable")
+    cfg, path = _config_backend()
+    if cfg is not None:
+        return Choice(cfg, f"the config file {path}")
+    return Choice(None, "automatic selection")
+
+
+def candidate_backends(
+    media_type: str, device: str, backend: str | None = None
+) -> tuple[list[str], Choice]:
+    """The backend names to try, in order, and how the choice was made.
+
+    For an explicit choice, a single name, checked to exist, to be available and to support the
+    media type and device. For automatic selection, every available backend that supports them,
+    by priority.
+
+    Raises:
+        UnknownBackendError: an explicit name that is not registered.
+        BackendUnavailableError: an explicit backend that cannot be used here (with the fix), or
+            no backend at all for this media type and device.
+        ValueError: an explicit backend that does not decode ``media_type`` on ``device``.
+    """
+    device_type = device.split(":", 1)[0]
+    choice = current_backend_choice(backend)
+    if choice.name is not None:
+        name = choice.name
+        if name not in registry.registry():
+            known = ", ".join(sorted(registry.registry()))
+            raise UnknownBackendError(
+                f"unknown backend {name!r} (from {choice.origin}); registered backends: {known}"
+            )
+        reason = registry.unavailable_reason(name)
+        if reason is not None:
+            raise BackendUnavailableError(
+                f"backend {name!r} (from {choice.origin}) is unavailable: {reason}"
+            )
+        cls = registry.get_backend_class(name)
+        if media_type not in cls.media_types:
+            raise ValueError(
+                f"backend {name!r} (from {choice.origin}) does not decode {media_type}; "
+                f"it decodes {', '.join(cls.media_types)}"
+            )
+        if device_type not in cls.devices:
+            raise ValueError(
+                f"backend {name!r} (from {choice.origin}) does not decode on {device!r}; "
+                f"its devices: {', '.join(cls.devices)}"
+            )
+        return [name], choice
+
+    names = []
+    skipped = []
+    for info in registry.list_backends():
+        if not info.available:
+            skipped.append(f"{info.name}: {info.reason}")
+        elif media_type in info.media_types and device_type in info.devices:
+            names.append(info.name)
+    if not names:
+        detail = "; ".join(skipped) if skipped else "none registered"
+        raise BackendUnavailableError(
+            f"no available backend decodes {media_type} on {device!r} ({detail})"
+        )
+    return names, choice
