@@ -484,11 +484,15 @@ class VideoDecoder(_Decoder):
     def get_frames_played_in_range(
         self, start_seconds: float, stop_seconds: float, fps: float | None = None
     ) -> FrameBatch:
-        """Frames played in ``[start_seconds, stop_seconds)``.
+        """Frames on screen during ``[start_seconds, stop_seconds)``.
 
-        Without ``fps``: every frame whose pts is in the half-open range (as torchcodec's
-        docstring states). With ``fps``: one frame per output time ``start + k / fps`` below
-        ``stop``, the frame on screen at that time (frames are repeated or dropped as needed).
+        Without ``fps``: the frame on screen at ``start_seconds`` (the last frame whose pts is <=
+        it), then every frame whose pts is below ``stop_seconds``; empty when start equals stop.
+        This is what torchcodec 0.17 returns (its docstring says "pts inside the range", but
+        its code includes the frame already on screen at the start, and so do we).
+        With ``fps``: ``round((stop - start) * fps)`` output times ``start + k / fps``, each the
+        frame on screen at that time (frames repeated or dropped as needed); as in torchcodec,
+        ``pts_seconds`` are those output times and ``duration_seconds`` is ``1 / fps``.
 
         Raises:
             ValueError: ``start_seconds > stop_seconds``, ``start_seconds`` outside
@@ -512,18 +516,21 @@ class VideoDecoder(_Decoder):
         if fps is not None:
             if not fps > 0:
                 raise ValueError(f"fps must be positive, got {fps}")
-            count = max(0, math.ceil((stop_seconds - start_seconds) * fps - 1e-9))
-            times = [start_seconds + k / fps for k in range(count)]
-            times = [t for t in times if t < stop_seconds]
-            return self._frames_played_at(times)
-        reader = self._r
-        if reader.frame_pts is not None:
-            pts = reader.frame_pts
-            lo = int(torch.searchsorted(pts, torch.tensor([start_seconds], dtype=torch.float64))[0])
-            hi = int(torch.searchsorted(pts, torch.tensor([stop_seconds], dtype=torch.float64))[0])
-            return self._frames_at(list(range(lo, hi)))
+            # round((stop - start) * fps) output frames, as torchcodec 0.17 (all times < stop)
+            count = max(0, math.floor((stop_seconds - start_seconds) * fps + 0.5))
+            times = [start_seconds + k * (1.0 / fps) for k in range(count)]
+            batch = self._frames_played_at(times)
+            batch.pts_seconds = torch.tensor(times, dtype=torch.float64)
+            batch.duration_seconds = torch.full((len(times),), 1.0 / fps, dtype=torch.float64)
+            return batch
         if start_seconds == stop_seconds:
             return self._empty()
+        reader = self._r
+        if reader.frame_pts is not None:
+            lo = self._index_played_at(float(start_seconds))
+            stop = torch.tensor([stop_seconds], dtype=torch.float64)
+            hi = int(torch.searchsorted(reader.frame_pts, stop)[0])
+            return self._frames_at(list(range(lo, max(lo, hi))))
         with self._lock:
             data, pts, dur = reader.get_frames_played_in_range(start_seconds, stop_seconds)
         return FrameBatch(self._finish(data), pts, dur)

@@ -65,7 +65,8 @@ class VideoStreamReader(Protocol):
         ...
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> RawFrames:
-        """Every frame whose pts lies in ``[start_seconds, stop_seconds)`` (approximate mode)."""
+        """The frame on screen at ``start_seconds``, then every frame whose pts is below
+        ``stop_seconds`` (approximate mode)."""
         ...
 
     def close(self) -> None:

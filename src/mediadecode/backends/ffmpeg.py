@@ -90,6 +90,12 @@ def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
+def _ticks_to_seconds(ticks, time_base) -> torch.Tensor:
+    """float64 seconds of integer ``ticks``, computed as FFmpeg/PyAV (``frame.time``) and torchcodec
+    do: ``double(ticks) * num / den``; ``ticks * float(time_base)`` can differ by one ulp."""
+    return torch.tensor(ticks, dtype=torch.float64) * time_base.numerator / time_base.denominator
+
+
 def _seconds(ticks, time_base) -> float | None:
     if ticks is None or time_base is None:
         return None
@@ -274,7 +280,7 @@ class FFmpegVideoReader(_Base):
         self._keyframes = keyframes
         self._keyframe_pts = [k[0] for k in keyframes]
         tb = self._tb
-        pts = torch.tensor(self._pts, dtype=torch.float64) * float(tb)
+        pts = _ticks_to_seconds(self._pts, tb)
         durations = [e[1] for e in entries]
         # Fill missing packet durations from the gap to the next frame.
         for k, d in enumerate(durations):
@@ -283,7 +289,7 @@ class FFmpegVideoReader(_Base):
                     durations[k] = self._pts[k + 1] - self._pts[k]
                 elif k > 0:
                     durations[k] = durations[k - 1]
-        dur = torch.tensor(durations, dtype=torch.float64) * float(tb)
+        dur = _ticks_to_seconds(durations, tb)
         self.frame_pts = pts
         self.frame_durations = dur
         meta = self.metadata
@@ -489,11 +495,11 @@ class FFmpegVideoReader(_Base):
         dur_out[slot] = dur or 0
 
     def _result(self, out, pts_out, dur_out):
-        tb = float(self._tb)
+        tb = self._tb
         return (
             torch.from_numpy(out),
-            torch.tensor(pts_out, dtype=torch.float64) * tb,
-            torch.tensor(dur_out, dtype=torch.float64) * tb,
+            _ticks_to_seconds(pts_out, tb),
+            _ticks_to_seconds(dur_out, tb),
         )
 
     # -- primitives ----------------------------------------------------------------------------
@@ -513,15 +519,20 @@ class FFmpegVideoReader(_Base):
         return self._result(*self._decode_played(targets))
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
+        """The frame on screen at ``start_seconds`` and every frame with pts below
+        ``stop_seconds`` (approximate mode)."""
         start, stop = self._ticks(start_seconds), self._ticks(stop_seconds)
         frames = []
         if stop > start:
+            # The frame on screen at start (last pts <= start), then every pts below stop.
             self._reach(start)
             while True:
                 frame = self._next_frame()
                 if frame is None or frame.pts >= stop:
                     break
-                if frame.pts >= start:
+                if frame.pts <= start or not frames:
+                    frames[:] = [frame]
+                else:
                     frames.append(frame)
         out = self._alloc(len(frames))
         pts_out = [0] * len(frames)
