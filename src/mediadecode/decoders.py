@@ -166,8 +166,22 @@ class _Decoder:
         self._closed = False
         self._after_unpickle()
 
-    def _after_unpickle(self) -> None:  # pragma: no cover - overridden
-        pass
+    def _after_unpickle(self) -> None:
+        """Restore subclass state after unpickling; the source reopens on first use."""
+
+    @property
+    def stream_index(self) -> int:
+        """The stream decoded: the one asked for, or FFmpeg's best stream of the media type."""
+        self._r  # noqa: B018
+        return self._metadata.stream_index
+
+    def __repr__(self) -> str:
+        meta = getattr(self, "_metadata", None)
+        index = meta.stream_index if meta is not None else self._options.get("stream_index")
+        return (
+            f"{type(self).__name__}({self._source.name!r}, stream_index={index}, "
+            f"backend={self.backend!r})"
+        )
 
     @property
     def source(self) -> Source:
@@ -301,8 +315,7 @@ class VideoDecoder(_Decoder):
 
     def _set_reader_info(self, reader) -> None:
         meta = reader.metadata
-        self.metadata: VideoStreamMetadata = meta
-        self.stream_index: int = meta.stream_index
+        self._metadata = meta
         self._num_frames = int(meta.num_frames or 0)
         self._begin = float(meta.begin_stream_seconds or 0.0)
         end = meta.end_stream_seconds
@@ -312,7 +325,13 @@ class VideoDecoder(_Decoder):
 
     def _after_unpickle(self) -> None:
         self._dimension_order = self._options["dimension_order"]
-        self._r  # noqa: B018 - metadata must be there right away; the reader opens here
+
+    @property
+    def metadata(self) -> VideoStreamMetadata:
+        """The stream's :class:`~mediadecode.metadata.VideoStreamMetadata` (opens the source if a
+        pickled decoder has not opened it yet)."""
+        self._r  # noqa: B018
+        return self._metadata
 
     # -- output shaping ------------------------------------------------------------------------
 
@@ -542,11 +561,6 @@ class VideoDecoder(_Decoder):
             return self._frames_at(list(range(self._num_frames)))
         return self.get_frames_played_in_range(self._begin, self._end, fps=fps)
 
-    def __repr__(self) -> str:
-        return (
-            f"VideoDecoder({self._source.name!r}, stream_index={getattr(self, 'stream_index', None)}, "
-            f"backend={self.backend!r})"
-        )
 
 
 class AudioDecoder(_Decoder):
@@ -608,14 +622,17 @@ class AudioDecoder(_Decoder):
             sample_rate=o["sample_rate"],
             num_channels=o["num_channels"],
         )
-        self.metadata: AudioStreamMetadata = reader.metadata
-        self.stream_index: int = reader.metadata.stream_index
+        self._metadata = reader.metadata
         self._sample_rate = int(reader.sample_rate)
         self._num_channels = int(reader.num_channels)
         return reader
 
-    def _after_unpickle(self) -> None:
+    @property
+    def metadata(self) -> AudioStreamMetadata:
+        """The stream's :class:`~mediadecode.metadata.AudioStreamMetadata` (its native rate and
+        channels; opens the source if a pickled decoder has not opened it yet)."""
         self._r  # noqa: B018
+        return self._metadata
 
     def get_all_samples(self) -> AudioSamples:
         """All samples of the stream (see :meth:`get_samples_played_in_range`)."""
@@ -663,10 +680,4 @@ class AudioDecoder(_Decoder):
         data = data[:, begin:max(begin, end)]
         return AudioSamples(
             data=data, pts_seconds=pts, duration_seconds=data.shape[1] / rate, sample_rate=rate
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"AudioDecoder({self._source.name!r}, stream_index={getattr(self, 'stream_index', None)}, "
-            f"backend={self.backend!r})"
         )

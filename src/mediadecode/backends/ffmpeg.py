@@ -575,6 +575,7 @@ class FFmpegAudioReader(_Base):
         super().__init__(source)
         av = _av()
         self._frames = None
+        self._used = False  # True once the container was read past its initial position
         self._container, self._fobj = open_container(source)
         try:
             self.container_metadata = container_metadata(self._container)
@@ -598,6 +599,26 @@ class FFmpegAudioReader(_Base):
             self.close()
             raise
 
+    def _rewind(self) -> None:
+        """Go back to the start of the stream by reopening the container.
+
+        ``seek(0)`` is not equivalent to a fresh open: it lands on the first packet with pts >= 0
+        and skips those before it (the AAC priming packet that an MP4 edit list marks for discard,
+        Opus pre-skip handling), so the first frames decode differently (near-silence instead of
+        the signal). A fresh open decodes them exactly as a plain decode from the start does.
+        """
+        if not self._used:
+            return
+        index = self.metadata.stream_index
+        container, fobj = self._container, self._fobj
+        self._container = self._fobj = None
+        container.close()
+        if fobj is not None:
+            fobj.close()
+        self._container, self._fobj = open_container(self._source)
+        self._stream = self._container.streams[index]
+        self._used = False
+
     def _preroll_seconds(self) -> float:
         # Codecs with overlapping transforms or a bit reservoir (AAC, MP3, Opus, Vorbis) need a few
         # packets before the target to produce the same samples as a decode from the start.
@@ -615,7 +636,9 @@ class FFmpegAudioReader(_Base):
             if seek_to > begin:
                 self._container.seek(int(math.floor(seek_to / tb)), stream=stream, backward=True)
             else:
-                self._container.seek(0, backward=True)
+                self._rewind()
+                stream = self._stream
+            self._used = True
             # Packed float32 ("flt"), one plane: PyAV's to_ndarray on planar frames with more than 8
             # channels reads past AVFrame.data[8] and crashes.
             resampler = av.AudioResampler(format="flt", layout=self._layout, rate=self.sample_rate)
