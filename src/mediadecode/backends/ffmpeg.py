@@ -53,10 +53,15 @@ def _reason(exc: BaseException) -> str:
     return strerror or str(exc) or type(exc).__name__
 
 
+# Demuxers that "succeed" on files that are not media: any *.txt opens as ANSI art.
+_NOT_MEDIA_FORMATS = {"tty": "a text file rendered as ANSI art"}
+
+
 def open_container(source: Source) -> tuple[Any, Any]:
     """Open ``source`` with FFmpeg; returns ``(container, file_object_to_close_or_None)``.
 
     Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed.
+    Text files, which FFmpeg's ``tty`` demuxer would show as ANSI-art video, are refused.
 
     Raises:
         InvalidMediaError: FFmpeg cannot read the source as media (the message names the source
@@ -83,6 +88,15 @@ def open_container(source: Source) -> tuple[Any, Any]:
         if fobj is not None and source.owns_file:
             fobj.close()
         raise
+    fmt = container.format.name if container.format is not None else ""
+    if fmt in _NOT_MEDIA_FORMATS:
+        container.close()
+        if fobj is not None and source.owns_file:
+            fobj.close()
+        raise InvalidMediaError(
+            f"{source.name}: cannot be read as media: FFmpeg only recognises it as "
+            f"{_NOT_MEDIA_FORMATS[fmt]} ('{fmt}' demuxer)"
+        )
     return container, (fobj if source.owns_file else None)
 
 
