@@ -39,6 +39,9 @@ __all__ = ["VideoDecoder", "AudioDecoder"]
 
 _ITER_CHUNK = 8
 
+# Readers inherited through fork, kept alive (never closed or freed) in the child: see _Decoder._r.
+_ABANDONED_AFTER_FORK: list = []
+
 
 def _device_str(device: Any) -> str:
     if device is None:
@@ -128,9 +131,14 @@ class _Decoder:
             raise ValueError(f"{self._source.name}: the decoder is closed")
         if self._reader is None or self._pid != os.getpid():
             stale, self._reader = self._reader, None
-            if stale is not None and self._pid != os.getpid():
-                # A reader inherited through fork shares the parent's file offset: drop it.
-                stale.close()
+            if self._pid != os.getpid():
+                # Forked child. The inherited reader shares the parent's file offset, and closing
+                # it (or letting it be freed) hangs: FFmpeg would join decoder threads that exist
+                # only in the parent. Keep it referenced, unused, for the life of this process.
+                # A lock held by another parent thread at fork time stays held here: replace it.
+                if stale is not None:
+                    _ABANDONED_AFTER_FORK.append(stale)
+                self._lock = threading.RLock()
             self._open()
         return self._reader
 
@@ -141,6 +149,12 @@ class _Decoder:
 
         After ``close()`` every decoding method raises :class:`ValueError`.
         """
+        if self._pid != os.getpid():  # forked child: never close the parent's reader (see _r)
+            self._closed = True
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                _ABANDONED_AFTER_FORK.append(reader)
+            return
         with self._lock:
             self._closed = True
             reader, self._reader = self._reader, None
@@ -152,6 +166,14 @@ class _Decoder:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # A decoder dropped in a forked child must not free the reader it inherited (see _r).
+        try:
+            if self._reader is not None and self._pid != os.getpid():
+                _ABANDONED_AFTER_FORK.append(self._reader)
+        except Exception:
+            pass
 
     def __getstate__(self) -> dict[str, Any]:
         return {"source": self._source, "options": dict(self._options), "backend": self.backend}
@@ -650,7 +672,9 @@ class AudioDecoder(_Decoder):
             that holds no samples gives ``num_samples == 0``.
 
         Raises:
-            ValueError: ``start_seconds > stop_seconds``, or a negative or non-finite bound.
+            ValueError: ``start_seconds > stop_seconds``, or a NaN or infinite ``start_seconds``.
+            A ``start_seconds`` before the stream starts is clamped to it; ``stop_seconds=inf``
+            means to the end.
         """
         if not isinstance(start_seconds, numbers.Real) or not math.isfinite(start_seconds):
             raise ValueError(f"start_seconds must be a finite number, got {start_seconds!r}")
@@ -662,6 +686,8 @@ class AudioDecoder(_Decoder):
                     f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
                     f"stop seconds ({stop_seconds})."
                 )
+            if math.isinf(stop_seconds):
+                stop_seconds = None  # +inf: to the end (the sample offset of inf is undefined)
         reader = self._r
         with self._lock:
             data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)

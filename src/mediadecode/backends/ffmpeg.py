@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
+import threading
+import weakref
 from fractions import Fraction
 from typing import Any, Sequence
 
@@ -228,6 +231,19 @@ class _Base:
             pass
 
 
+# Video readers with FFmpeg decoder threads; parked (see FFmpegVideoReader._park) before fork.
+_THREADED_READERS: "weakref.WeakSet[FFmpegVideoReader]" = weakref.WeakSet()
+
+
+def _park_threaded_readers() -> None:
+    for reader in list(_THREADED_READERS):
+        reader._park()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_park_threaded_readers)
+
+
 class FFmpegVideoReader(_Base):
     """A video stream read with PyAV. See the module docstring for the strategy."""
 
@@ -238,6 +254,8 @@ class FFmpegVideoReader(_Base):
         av = _av()
         self._frames = self._pending = self._cursor = None
         self._at_start = True
+        self._lock = threading.RLock()
+        self._parked = False
         self._keyframes: list[tuple[int, int]] = []  # (pts, seek timestamp), exact mode
         self._keyframe_pts: list[int] = []
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
@@ -247,10 +265,8 @@ class FFmpegVideoReader(_Base):
             stream = _select_stream(self._container, source, "video", stream_index)
             self._stream = stream
             self._tb = stream.time_base
-            cc = stream.codec_context
-            if num_threads != 1:
-                cc.thread_type = "AUTO"
-                cc.thread_count = num_threads  # 0: FFmpeg picks from the core count
+            self._num_threads = num_threads
+            self._configure_threads()
             meta = self.container_metadata.streams[stream.index]
             assert isinstance(meta, VideoStreamMetadata)
             self.metadata = meta
@@ -273,6 +289,53 @@ class FFmpegVideoReader(_Base):
             raise
 
     # -- opening -------------------------------------------------------------------------------
+
+    def _configure_threads(self) -> None:
+        if self._num_threads != 1:
+            cc = self._stream.codec_context
+            cc.thread_type = "AUTO"  # frame threading, plus slice threading where it helps
+            cc.thread_count = self._num_threads  # 0: FFmpeg picks from the core count
+            _THREADED_READERS.add(self)
+
+    def _park(self) -> None:
+        """Free the container and its decoder threads, keeping the frame index; the next
+        request reopens the source. Called before ``fork``: a child that frees a decoder whose
+        frame threads exist only in the parent blocks for ever inside ``avcodec_free_context``."""
+        with self._lock:
+            if self._container is None:
+                return
+            frames, self._frames = self._frames, None
+            if frames is not None:
+                frames.close()
+            self._pending = self._cursor = None
+            self._stream = None
+            _Base.close(self)
+            self._parked = True
+
+    def close(self) -> None:
+        """Close the container and free the decoder; idempotent. Requests then raise."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the lock existed
+            _Base.close(self)
+            return
+        with lock:
+            frames, self._frames = self._frames, None
+            if frames is not None:
+                frames.close()
+            self._pending = self._stream = None
+            self._parked = False
+            _Base.close(self)
+
+    def _ensure_open(self) -> None:
+        if self._container is not None:
+            return
+        if not self._parked:
+            raise ValueError(f"{self._source.name}: the reader is closed")
+        self._container, self._fobj = open_container(self._source)
+        self._stream = self._container.streams[self.metadata.stream_index]
+        self._configure_threads()
+        self._parked = False
+        self._seek_to_start()
 
     def _scan(self) -> None:
         """Build the exact frame index from the packets, without decoding."""
@@ -519,22 +582,37 @@ class FFmpegVideoReader(_Base):
     # -- primitives ----------------------------------------------------------------------------
 
     def get_frames_at(self, indices: Sequence[int]):
+        with self._lock:
+            self._ensure_open()
+            return self._get_frames_at(indices)
+
+    def _get_frames_at(self, indices: Sequence[int]):
         if self._pts:
             return self._result(*self._decode_exact([self._pts[i] for i in indices]))
         fps = self.metadata.average_fps
         begin = self.metadata.begin_stream_seconds or 0.0
-        return self.get_frames_played_at([begin + (i + 0.5) / fps for i in indices])
+        return self._get_frames_played_at([begin + (i + 0.5) / fps for i in indices])
 
     def _ticks(self, seconds: float) -> int:
         return int(math.floor(seconds / self._tb + 1e-6))
 
     def get_frames_played_at(self, seconds: Sequence[float]):
+        with self._lock:
+            self._ensure_open()
+            return self._get_frames_played_at(seconds)
+
+    def _get_frames_played_at(self, seconds: Sequence[float]):
         targets = [self._ticks(s) for s in seconds]
         return self._result(*self._decode_played(targets))
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
         """The frame on screen at ``start_seconds`` and every frame with pts below
         ``stop_seconds`` (approximate mode)."""
+        with self._lock:
+            self._ensure_open()
+            return self._get_frames_played_in_range(start_seconds, stop_seconds)
+
+    def _get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
         start, stop = self._ticks(start_seconds), self._ticks(stop_seconds)
         frames = []
         if stop > start:
