@@ -35,7 +35,7 @@ from conftest import (
     pyav_reference,
 )
 from mediadecode import VideoDecoder
-from mediadecode.errors import InvalidMediaError, MediaDecodeError, StreamNotFoundError
+from mediadecode.errors import DecodingError, InvalidMediaError, MediaDecodeError, StreamNotFoundError
 
 # -- the cases: every generated file and every video stream of the real corpus --------------------
 
@@ -389,6 +389,9 @@ def test_approximate_nonzero_start(generated_video):
     ref = pyav_reference(gen.path)
     with VideoDecoder(gen.path, seek_mode="approximate") as approx:
         assert approx.metadata.begin_stream_seconds == gen.first_pts_seconds
+        # Matroska's segment duration runs from 0: the frame count must not include the 1.5 s
+        # before the first frame.
+        assert len(approx) == gen.num_frames
         idx = list(range(gen.num_frames))
         assert_frames_equal(approx.get_frames_at(idx).data, ref.frames, "NCHW", "approximate nonzero start")
 
@@ -650,3 +653,42 @@ def test_no_leaked_file_handles(h264_mp4, tmp_path):
     gc.collect()
     after = count_open_fds()
     assert after == before, f"{after - before} file descriptors leaked"
+
+
+def test_corrupted_file_decodes_every_frame_ffmpeg_can():
+    """One corrupt packet costs only its frame: every other frame equals PyAV's own decode,
+    packet by packet, skipping the packets the decoder rejects (what the ffmpeg CLI does)."""
+    import av
+
+    path = media_path("corrupted_h264.mp4")
+    reference = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue
+            for frame in frames:
+                reference[frame.time] = frame.to_ndarray(format="rgb24")
+    # One decoding thread, like the reference: with frame threading FFmpeg reports a corrupt
+    # packet's error on a later packet, so concealment (and the frames around it) can differ.
+    with VideoDecoder(path, dimension_order="NHWC", num_threads=1) as dec:
+        pts_ticks = {
+            i: dec.get_frame_at(i).pts_seconds for i in range(len(dec)) if _decodes(dec, i)
+        }
+        assert len(pts_ticks) == len(reference) > 0
+        for i, ticks in pts_ticks.items():
+            assert np.array_equal(dec[i].numpy(), reference[ticks]), i
+        missing = sorted(set(range(len(dec))) - set(pts_ticks))
+        for i in missing:
+            with pytest.raises(DecodingError, match=rf"corrupted_h264\.mp4: frame {i} "):
+                dec[i]
+
+
+def _decodes(dec, index: int) -> bool:
+    try:
+        dec[index]
+    except DecodingError:
+        return False
+    return True

@@ -176,7 +176,12 @@ class _Decoder:
             pass
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"source": self._source, "options": dict(self._options), "backend": self.backend}
+        return {
+            "source": self._source,
+            "options": dict(self._options),
+            "backend": self.backend,
+            "closed": self._closed,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._source = state["source"]
@@ -185,7 +190,7 @@ class _Decoder:
         self._lock = threading.RLock()
         self._reader = None
         self._pid = os.getpid()
-        self._closed = False
+        self._closed = state.get("closed", False)
         self._after_unpickle()
 
     def _after_unpickle(self) -> None:

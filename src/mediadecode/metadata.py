@@ -65,7 +65,7 @@ class VideoStreamMetadata(StreamMetadata):
         average_fps_from_header: frames per second from the header, or None.
         pixel_aspect_ratio: sample aspect ratio as a :class:`fractions.Fraction`, or None.
         rotation: display-matrix rotation in degrees, counter-clockwise, rounded to a multiple of
-            90 (0, 90, 180, -90); None when the stream has no display matrix. Decoded frames are
+            90 (0, 90, 180, -90, -180, as FFmpeg's ``av_display_rotation_get``); None when the stream has no display matrix. Decoded frames are
             already rotated by this angle, as players show them.
         color_primaries, color_space, color_transfer_characteristic: FFmpeg's names
             (``"bt709"``...), or None when unspecified.
@@ -176,8 +176,11 @@ def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = 
     duration = meta.duration_seconds_from_header
     if duration is None and meta.num_frames_from_header and meta.average_fps_from_header:
         duration = meta.num_frames_from_header / meta.average_fps_from_header
-    if duration is None:
-        duration = container_duration
+    if duration is None and container_duration is not None:
+        # A container duration (Matroska's segment duration, say) runs from time 0, not from
+        # the stream's first timestamp.
+        begin = meta.begin_stream_seconds_from_header or 0.0
+        duration = container_duration - begin if container_duration > begin else container_duration
     meta.duration_seconds = duration
     meta.average_fps = meta.average_fps_from_header
     if meta.num_frames_from_header:

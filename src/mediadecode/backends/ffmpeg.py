@@ -56,6 +56,9 @@ def _reason(exc: BaseException) -> str:
     return strerror or str(exc) or type(exc).__name__
 
 
+# Consecutive packets the video decoder may reject before decoding gives up.
+_MAX_BAD_PACKETS = 16
+
 # Demuxers that "succeed" on files that are not media: any *.txt opens as ANSI art.
 _NOT_MEDIA_FORMATS = {"tty": "a text file rendered as ANSI art"}
 
@@ -256,6 +259,7 @@ class FFmpegVideoReader(_Base):
         self._at_start = True
         self._lock = threading.RLock()
         self._parked = False
+        self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
         self._keyframes: list[tuple[int, int]] = []  # (pts, seek timestamp), exact mode
         self._keyframe_pts: list[int] = []
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
@@ -427,10 +431,28 @@ class FFmpegVideoReader(_Base):
         self._at_start = False
 
     def _frame_iter(self):
+        """Decoded frames from the current position. A packet the decoder rejects is skipped,
+        as the ffmpeg CLI does, so one corrupt packet costs the frames that depend on it, not
+        the rest of the stream; after _MAX_BAD_PACKETS rejected packets in a row it gives up."""
         av = _av()
+        bad = 0
         try:
-            for frame in self._container.decode(self._stream):
-                yield frame
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    bad += 1
+                    self._last_error = _reason(exc)
+                    if bad > _MAX_BAD_PACKETS:
+                        raise DecodingError(
+                            f"{self._source.name}: decoding failed on {bad} packets in a row: "
+                            f"{self._last_error}"
+                        ) from exc
+                    continue
+                bad = 0
+                yield from frames
+        except DecodingError:
+            raise
         except av.FFmpegError as exc:
             raise DecodingError(f"{self._source.name}: decoding failed: {_reason(exc)}") from exc
 
@@ -512,9 +534,10 @@ class FFmpegVideoReader(_Base):
                 frame = self._next_frame()
                 if frame is None or frame.pts > target:
                     index = bisect.bisect_left(self._pts, target)
+                    why = f": {self._last_error}" if self._last_error else ""
                     raise DecodingError(
                         f"{self._source.name}: frame {index} (pts {float(target * self._tb):.6f} s) "
-                        "could not be decoded"
+                        f"could not be decoded{why}"
                     )
                 if frame.pts == target:
                     self._emit(frame, out, pts_out, dur_out, slot)
