@@ -8,7 +8,6 @@ known content (sines of known frequency and amplitude, encoded with PyAV).
 from __future__ import annotations
 
 import io
-import math
 import sys
 import wave
 from pathlib import Path

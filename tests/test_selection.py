@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mediadecode
 from mediadecode import (
     AudioDecoder,
     BackendUnavailableError,
