@@ -260,8 +260,7 @@ class FFmpegVideoReader(_Base):
         self._lock = threading.RLock()
         self._parked = False
         self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
-        self._keyframes: list[tuple[int, int]] = []  # (pts, seek timestamp), exact mode
-        self._keyframe_pts: list[int] = []
+        self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
         self._container, self._fobj = open_container(source)
         try:
@@ -353,13 +352,12 @@ class FFmpegVideoReader(_Base):
                 continue
             entries.append((ts, packet.duration or 0))
             if packet.is_keyframe:
-                seek_ts = min(ts, packet.dts) if packet.dts is not None else ts
-                keyframes.append((ts, seek_ts))
+                keyframes.append(ts)
         entries.sort()
         self._pts = [e[0] for e in entries]
-        keyframes.sort()
-        self._keyframes = keyframes
-        self._keyframe_pts = [k[0] for k in keyframes]
+        # Seeks go to a keyframe's pts: pts-indexed demuxers (Matroska) land on it exactly,
+        # dts-indexed ones (MP4) on it too, as its dts <= pts < the next keyframe's dts.
+        self._keyframe_pts = sorted(keyframes)
         tb = self._tb
         pts = _ticks_to_seconds(self._pts, tb)
         durations = [e[1] for e in entries]
@@ -484,7 +482,7 @@ class FFmpegVideoReader(_Base):
         cursor = self._cursor
         if cursor is None or target <= cursor:
             return True
-        if self._keyframes:
+        if self._keyframe_pts:
             # A keyframe in (cursor, target]: seeking there skips the rest of this GOP.
             k = bisect.bisect_right(self._keyframe_pts, cursor)
             return k < len(self._keyframe_pts) and self._keyframe_pts[k] <= target
@@ -492,12 +490,12 @@ class FFmpegVideoReader(_Base):
 
     def _seek_for(self, target: int, attempt: int) -> None:
         """Seek so that decoding reaches ``target``; each retry starts one keyframe earlier."""
-        if self._keyframes:
+        if self._keyframe_pts:
             k = bisect.bisect_right(self._keyframe_pts, target) - 1 - attempt
             if k < 0:
                 self._seek_to_start()
             else:
-                self._seek(self._keyframes[k][1])
+                self._seek(self._keyframe_pts[k])
             return
         back = attempt * self._forward_window
         if attempt > 3 or target - back <= (self._stream.start_time or 0):
