@@ -260,6 +260,7 @@ class FFmpegVideoReader(_Base):
         self._lock = threading.RLock()
         self._parked = False
         self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
+        self._reformatter = None
         self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
         self._container, self._fobj = open_container(source)
@@ -576,7 +577,11 @@ class FFmpegVideoReader(_Base):
         """RGB24 by swscale, single-threaded (decoding threads already use the cores), written
         straight into the output slot; a mid-stream size change is scaled to the first size."""
         width, height = self._coded_size
-        rgb = frame.reformat(width=width, height=height, format="rgb24", threads=1)
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()  # keeps its SwsContext between frames
+        rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24", threads=1)
         out[slot] = rgb.to_ndarray()
 
     def _emit(self, frame, out, pts_out, dur_out, slot) -> None:
