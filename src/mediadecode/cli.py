@@ -132,9 +132,11 @@ def _sample_if_missing(file: str | None) -> str:
     folder = Path(tempfile.gettempdir()) / "mediadecode-sample"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "sample.mp4"
-    if not path.exists():
+    if path.exists():
+        print(f"no FILE given: using the sample clip at {path}")
+    else:
         make_sample_clip(path)
-    print(f"no FILE given: made a sample clip at {path}")
+        print(f"no FILE given: made a sample clip at {path}")
     return str(path)
 
 
