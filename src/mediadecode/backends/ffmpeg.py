@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .. import index_cache
 from ..errors import DecodingError, InvalidMediaError, StreamNotFoundError
 from ..metadata import (
     AudioStreamMetadata,
@@ -276,10 +277,20 @@ class FFmpegVideoReader(_Base):
             self.metadata = meta
             self.frame_pts = self.frame_durations = None
             self._forward_window = max(1, int(round(2.0 / self._tb)))  # 2 s, approximate mode
+            key = None
+            if source.kind == "path":
+                key = index_cache.file_key(source.value, "ffmpeg-video", 1, stream.index)
+            cached = index_cache.lookup(key) or {}
             if seek_mode == "exact":
-                self._scan()
-            first = self._first_frame()
-            self._apply_first_frame(first)
+                if "index" in cached:
+                    self._set_index(**cached["index"])
+                else:
+                    cached["index"] = self._scan()
+            if "first" not in cached:
+                cached["first"] = self._first_frame_info()
+            self._apply_first_frame(cached["first"])
+            if seek_mode == "exact":
+                index_cache.store(key, cached)
             resolve_video(meta, self.container_metadata.duration_seconds_from_header)
             if seek_mode == "approximate" and not meta.average_fps:
                 raise InvalidMediaError(
@@ -342,7 +353,8 @@ class FFmpegVideoReader(_Base):
         self._seek_to_start()
 
     def _scan(self) -> None:
-        """Build the exact frame index from the packets, without decoding."""
+        """Build the exact frame index from the packets, without decoding; returns it as
+        ``_set_index`` keyword arguments (plain lists, so the index cache can store them)."""
         entries = []
         keyframes = []
         for packet in self._container.demux(self._stream):
@@ -355,20 +367,29 @@ class FFmpegVideoReader(_Base):
             if packet.is_keyframe:
                 keyframes.append(ts)
         entries.sort()
-        self._pts = [e[0] for e in entries]
-        # Seeks go to a keyframe's pts: pts-indexed demuxers (Matroska) land on it exactly,
-        # dts-indexed ones (MP4) on it too, as its dts <= pts < the next keyframe's dts.
-        self._keyframe_pts = sorted(keyframes)
-        tb = self._tb
-        pts = _ticks_to_seconds(self._pts, tb)
+        pts = [e[0] for e in entries]
         durations = [e[1] for e in entries]
         # Fill missing packet durations from the gap to the next frame.
         for k, d in enumerate(durations):
             if d <= 0:
-                if k + 1 < len(self._pts):
-                    durations[k] = self._pts[k + 1] - self._pts[k]
+                if k + 1 < len(pts):
+                    durations[k] = pts[k + 1] - pts[k]
                 elif k > 0:
                     durations[k] = durations[k - 1]
+        self._seek_to_start()
+        index = {"pts": pts, "durations": durations, "keyframes": sorted(keyframes)}
+        self._set_index(**index)
+        return index
+
+    def _set_index(self, pts: list[int], durations: list[int], keyframes: list[int]) -> None:
+        """Install the exact frame index: every frame's pts and duration (ticks, presentation
+        order) and the keyframes' pts."""
+        self._pts = pts
+        # Seeks go to a keyframe's pts: pts-indexed demuxers (Matroska) land on it exactly,
+        # dts-indexed ones (MP4) on it too, as its dts <= pts < the next keyframe's dts.
+        self._keyframe_pts = keyframes
+        tb = self._tb
+        pts = _ticks_to_seconds(self._pts, tb)
         dur = _ticks_to_seconds(durations, tb)
         self.frame_pts = pts
         self.frame_durations = dur
@@ -377,40 +398,42 @@ class FFmpegVideoReader(_Base):
         if self._pts:
             meta.begin_stream_seconds_from_content = float(pts[0])
             meta.end_stream_seconds_from_content = float(torch.max(pts + dur))
-        self._seek_to_start()
 
-    def _first_frame(self):
-        """Decode the first frame (it carries the display matrix and the real colour tags)."""
+    def _first_frame_info(self) -> dict | None:
+        """Decode the first frame: it carries the display matrix and the real size, pixel format
+        and colour tags. None when it does not decode."""
         self._seek_to_start()
         try:
             frame = self._next_frame()
         except DecodingError:
             frame = None
         self._seek_to_start()
-        return frame
+        if frame is None:
+            return None
+        has_matrix = any(
+            getattr(sd.type, "name", str(sd.type)) == "DISPLAYMATRIX" for sd in frame.side_data
+        )
+        return {
+            "rotation": float(90 * round(frame.rotation / 90)) if has_matrix else None,
+            "pixel_format": frame.format.name,
+            "width": frame.width,
+            "height": frame.height,
+            "color_space": _color_name(frame.colorspace, "colorspace"),
+            "color_primaries": _color_name(frame.color_primaries, "primaries"),
+            "color_transfer_characteristic": _color_name(frame.color_trc, "trc"),
+            "color_range": {1: "tv", 2: "pc"}.get(int(frame.color_range)),
+        }
 
-    def _apply_first_frame(self, frame) -> None:
+    def _apply_first_frame(self, info: dict | None) -> None:
         meta = self.metadata
-        rotation = None
-        if frame is not None:
-            angle = frame.rotation
-            has_matrix = any(
-                getattr(sd.type, "name", str(sd.type)) == "DISPLAYMATRIX" for sd in frame.side_data
-            )
-            if has_matrix:
-                rotation = float(90 * round(angle / 90))
-            meta.pixel_format = frame.format.name
-            meta.width, meta.height = frame.width, frame.height
-            self._coded_size = (frame.width, frame.height)
-            cs = frame.colorspace
-            meta.color_space = _color_name(cs, "colorspace")
-            meta.color_primaries = _color_name(frame.color_primaries, "primaries")
-            meta.color_transfer_characteristic = _color_name(frame.color_trc, "trc")
-            meta.color_range = {1: "tv", 2: "pc"}.get(int(frame.color_range))
-        else:
+        if info is None:
             self._coded_size = (meta.width or 0, meta.height or 0)
-        meta.rotation = rotation
-        if rotation is not None and int(rotation) % 180 != 0:
+            meta.rotation = None
+            return
+        for name, value in info.items():
+            setattr(meta, name, value)
+        self._coded_size = (info["width"], info["height"])
+        if meta.rotation is not None and int(meta.rotation) % 180 != 0:
             meta.width, meta.height = meta.height, meta.width
 
     # -- decoding engine -----------------------------------------------------------------------
