@@ -14,7 +14,9 @@ from .errors import (
     SourceNotFoundError,
     StreamNotFoundError,
     UnknownBackendError,
+    UnsupportedRequestError,
 )
+from .capabilities import Capabilities, Tolerance
 from .frames import AudioSamples, Frame, FrameBatch
 from .metadata import AudioStreamMetadata, ContainerMetadata, StreamMetadata, VideoStreamMetadata
 from .registry import BackendInfo, list_backends
@@ -34,6 +36,8 @@ __all__ = [
     "ContainerMetadata",
     "list_backends",
     "BackendInfo",
+    "Capabilities",
+    "Tolerance",
     "use_backend",
     "get_container_metadata",
     "MediaDecodeError",
@@ -44,6 +48,7 @@ __all__ = [
     "BackendUnavailableError",
     "UnknownBackendError",
     "NoBackendError",
+    "UnsupportedRequestError",
 ]
 
 

@@ -4,7 +4,8 @@
   duration, size, rotation, sample rate...).
 - ``mediadecode frames [FILE] --at 0,10,20 -o sheet.png``: a contact sheet PNG of those frames with
   each frame's index and pts written under it.
-- ``mediadecode backends``: every registered backend, available or not and why.
+- ``mediadecode backends``: every registered backend, available or not and why, and its
+  capabilities (devices, media types, source kinds, seek modes, codecs, pixel tolerance).
 
 Given no FILE, ``info`` and ``frames`` first make a short sample clip (H.264 video with the frame
 number drawn in, and an AAC sine tone, encoded with PyAV), so they run on a fresh machine.
@@ -220,6 +221,10 @@ def _cmd_backends(args) -> int:
         where = r.reason if not r.available else f"{r.target} ({r.distribution or 'built-in'})"
         print(f"{r.name:<12} {'yes' if r.available else 'no':<9} {r.priority:>8}  "
               f"{','.join(r.devices) or '?':<10} {','.join(r.media_types) or '?':<12} {where}")
+        if r.capabilities is not None:
+            print(f"{'':<12} capabilities: {r.capabilities.summary()}")
+            if r.capabilities.notes:
+                print(f"{'':<12} notes: {r.capabilities.notes}")
     return 0
 
 

@@ -18,6 +18,7 @@ Where torchcodec 0.17 has a rough edge we do the right thing and say so:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import operator
@@ -30,12 +31,20 @@ import torch
 from torch import Tensor
 
 from . import registry, selection
-from .errors import InvalidMediaError, MediaDecodeError, NoBackendError, StreamNotFoundError
+from .errors import (
+    BackendUnavailableError,
+    InvalidMediaError,
+    MediaDecodeError,
+    NoBackendError,
+    StreamNotFoundError,
+    UnsupportedRequestError,
+)
+from .fallback import CpuFallbackStatus
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
 
-__all__ = ["VideoDecoder", "AudioDecoder"]
+__all__ = ["VideoDecoder", "AudioDecoder", "CpuFallbackStatus"]
 
 _ITER_CHUNK = 8
 
@@ -52,6 +61,15 @@ def _device_str(device: Any) -> str:
         torch.device(device)  # validates the spelling, raises RuntimeError on nonsense
         return device
     raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+
+
+def _accepts_keyword(fn, name: str) -> bool:
+    """Whether callable ``fn`` declares a parameter called ``name`` (optional protocol
+    keywords are passed only to backends that declare them)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
 
 
 def _default_num_threads() -> int:
@@ -88,19 +106,39 @@ class _Decoder:
 
     def _open(self) -> None:
         device = self._options.get("device", "cpu")
-        names, choice = selection.candidate_backends(
-            self._media_type, device, self._options.get("backend")
+        plan = selection.plan_backends(
+            self._media_type,
+            device,
+            self._options.get("backend"),
+            source_kind=self._source.kind,
+            seek_mode=self._options.get("seek_mode"),
         )
+        names, choice = plan.names, plan.choice
         explicit = choice.name is not None
+        # Whether the first open chose the backend automatically: a decoder reopened after
+        # pickling names its backend explicitly, but keeps what the first choice allowed.
+        self._options.setdefault("auto_selected", not explicit)
         attempts: dict[str, str] = {}
         last_exc: BaseException | None = None
         for name in names:
             cls = registry.get_backend_class(name)
             try:
                 reader = self._open_with(cls())
+            except UnsupportedRequestError as exc:
+                # The backend cannot serve this request (a stream it cannot select, a channel
+                # count it cannot mix to, a codec it lacks): the next one may.
+                if explicit:
+                    raise UnsupportedRequestError(
+                        f"backend {name!r} (from {choice.origin}) cannot serve this request: {exc}"
+                    ) from exc
+                if len(names) == 1:
+                    raise
+                attempts[name] = f"cannot serve this request: {exc}"
+                last_exc = exc
+                continue
             except (StreamNotFoundError, TypeError, ValueError):
                 raise  # the request is wrong, not the backend
-            except InvalidMediaError as exc:
+            except (InvalidMediaError, BackendUnavailableError) as exc:
                 if explicit or len(names) == 1:
                     raise
                 attempts[name] = str(exc)
@@ -120,8 +158,10 @@ class _Decoder:
             self._options["backend"] = name  # reopen with the same backend after pickling
             return
         lines = "; ".join(f"{n}: {why}" for n, why in attempts.items())
+        if plan.skipped:
+            lines += "; not tried: " + "; ".join(f"{n} {why}" for n, why in plan.skipped.items())
         raise NoBackendError(
-            f"{self._source.name}: no backend could open it ({lines})", attempts
+            f"{self._source.name}: no backend could open it ({lines})", attempts, plan.skipped
         ) from last_exc
 
     @property
@@ -283,6 +323,9 @@ class VideoDecoder(_Decoder):
         InvalidMediaError: the source is not readable media (names the source and FFmpeg's reason).
         StreamNotFoundError: no video stream, or ``stream_index`` is out of range or not video.
         BackendUnavailableError: the chosen backend cannot be used here (with the fix).
+        UnsupportedRequestError: the backend chosen explicitly cannot serve this request (a
+            source kind, seek mode, device or stream it lacks); a ``ValueError``.
+        NoBackendError: in automatic selection, every backend tried failed (lists each and why).
         UnknownBackendError: ``backend`` names no registered backend.
         ValueError, TypeError: invalid arguments.
     """
@@ -330,12 +373,18 @@ class VideoDecoder(_Decoder):
     def _open_with(self, backend_obj):
         o = self._options
         threads = o["num_threads"] if o["num_threads"] is not None else _default_num_threads()
+        extra = {}
+        if _accepts_keyword(backend_obj.open_video, "allow_cpu_fallback"):
+            # A GPU backend may decode on the CPU what its hardware cannot (reported by
+            # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
+            extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
         reader = backend_obj.open_video(
             self._source,
             stream_index=o["stream_index"],
             seek_mode=o["seek_mode"],
             num_threads=threads,
             device=o["device"],
+            **extra,
         )
         self._set_reader_info(reader)
         return reader
@@ -360,6 +409,17 @@ class VideoDecoder(_Decoder):
         self._r  # noqa: B018
         return self._metadata
 
+    @property
+    def cpu_fallback(self) -> CpuFallbackStatus:
+        """Whether a GPU decoder fell back to decoding on the CPU, as torchcodec's
+        ``VideoDecoder.cpu_fallback``: ``bool(status)`` is True after a fallback, ``str(status)``
+        says why. The backend's reader provides it (``reader.cpu_fallback``); for a backend that
+        decodes on the CPU anyway it is a status that says "not applicable" (``bool`` False)."""
+        status = getattr(self._r, "cpu_fallback", None)
+        if status is None:
+            return CpuFallbackStatus.not_applicable(self.backend or "")
+        return status
+
     # -- output shaping ------------------------------------------------------------------------
 
     def _finish(self, data: Tensor) -> Tensor:
@@ -373,7 +433,8 @@ class VideoDecoder(_Decoder):
     def _empty(self) -> FrameBatch:
         h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
         shape = (0, 3, h, w) if self._dimension_order == "NCHW" else (0, h, w, 3)
-        return FrameBatch(torch.empty(shape, dtype=torch.uint8), empty_pts(), empty_pts())
+        data = torch.empty(shape, dtype=torch.uint8, device=self._options.get("device", "cpu"))
+        return FrameBatch(data, empty_pts(), empty_pts())
 
     def _batch_for(self, fetch, keys: list) -> FrameBatch:
         """Fetch unique sorted keys once, then gather them back into the requested order."""

@@ -19,6 +19,9 @@ class                           raised when                              also a
 ``UnknownBackendError``         a backend name nobody registered         ``ValueError``
 ``NoBackendError``              no backend could open the source; lists  ``InvalidMediaError``
                                 every backend tried and why
+``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
+                                (a source kind, seek mode, device,
+                                stream or channel count it lacks)
 ==============================  =======================================  ==========================
 
 Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
@@ -36,6 +39,7 @@ __all__ = [
     "BackendUnavailableError",
     "UnknownBackendError",
     "NoBackendError",
+    "UnsupportedRequestError",
 ]
 
 
@@ -76,8 +80,30 @@ class UnknownBackendError(MediaDecodeError, ValueError):
 
 
 class NoBackendError(InvalidMediaError):
-    """No backend could open the source. ``attempts`` maps each backend tried to its reason."""
+    """No backend could open the source.
 
-    def __init__(self, message: str, attempts: dict[str, str] | None = None):
+    Attributes:
+        attempts: each backend tried, in order, mapped to why it failed.
+        skipped: each backend not tried because its capabilities cannot serve the request
+            (a file-like source, a seek mode...), mapped to the reason.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        attempts: dict[str, str] | None = None,
+        skipped: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.attempts: dict[str, str] = dict(attempts or {})
+        self.skipped: dict[str, str] = dict(skipped or {})
+
+
+class UnsupportedRequestError(MediaDecodeError, ValueError):
+    """The backend cannot serve this request: a capability it lacks (a source kind, a seek mode,
+    a device, a ``stream_index`` other than the stream it picks itself, a channel count it cannot
+    mix to, a codec). The message names the backend and the reason.
+
+    Automatic selection skips such a backend and tries the next one; a backend chosen explicitly
+    raises this (also a :class:`ValueError`, as the request is what has to change).
+    """

@@ -48,6 +48,10 @@ class VideoStreamReader(Protocol):
             seconds, ascending (presentation order); None in approximate mode.
         frame_durations: ``float64`` ``(num_frames,)`` durations in seconds, or None.
         frames_are_rotated: True when ``get_*`` already return frames rotated for display.
+
+    Optional attribute (not part of the runtime check): ``cpu_fallback``, a
+    :class:`~mediadecode.fallback.CpuFallbackStatus` for readers of GPU backends, which
+    ``VideoDecoder.cpu_fallback`` returns (readers without it count as "not applicable").
     """
 
     metadata: VideoStreamMetadata
@@ -133,7 +137,14 @@ class Backend(Protocol):
         num_threads: int,
         device: str,
     ) -> VideoStreamReader:
-        """Open the video stream ``stream_index`` (None: the best one) of ``source``."""
+        """Open the video stream ``stream_index`` (None: the best one) of ``source``.
+
+        A GPU backend may also declare a keyword ``allow_cpu_fallback: bool = False``: the
+        decoder facade then passes True when it chose the backend automatically (the backend
+        may decode on the CPU what its hardware cannot, and report it in the reader's
+        ``cpu_fallback``) and False when the user named it (the backend must refuse instead,
+        with :class:`~mediadecode.errors.UnsupportedRequestError`).
+        """
         ...
 
     def open_audio(

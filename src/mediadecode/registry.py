@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .capabilities import Capabilities, capabilities_of
 from .errors import BackendUnavailableError, UnknownBackendError
 
 __all__ = ["BackendSpec", "BackendInfo", "list_backends", "get_backend_class", "registry"]
@@ -60,6 +61,9 @@ class BackendInfo:
         media_types: ``("video", "audio")`` or a subset.
         target: ``"package.module:Class"``.
         distribution: the distribution that registered it.
+        capabilities: its :class:`~mediadecode.capabilities.Capabilities` (devices, media types,
+            source kinds, seek modes, codecs, pixel tolerance...), or None when its class could
+            not be loaded.
     """
 
     name: str
@@ -71,11 +75,26 @@ class BackendInfo:
     target: str = ""
     distribution: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities | None = None
 
 
 BUILTIN_SPECS: dict[str, BackendSpec] = {
     "ffmpeg": BackendSpec(
         "ffmpeg", "mediadecode.backends.ffmpeg:FFmpegBackend", "pip install av"
+    ),
+    "decord": BackendSpec(
+        "decord", "mediadecode.backends.decord:DecordBackend", 'pip install "mediadecode[decord]"'
+    ),
+    "torchcodec": BackendSpec(
+        "torchcodec",
+        "mediadecode.backends.torchcodec:TorchCodecBackend",
+        'pip install "mediadecode[torchcodec]" (and FFmpeg\'s shared libraries: '
+        "apt-get install ffmpeg, or conda install -c conda-forge ffmpeg)",
+    ),
+    "nvdec": BackendSpec(
+        "nvdec",
+        "mediadecode.backends.nvdec:NVDECBackend",
+        "an NVIDIA GPU and driver, a CUDA build of torch, and pip install av (NVDEC included)",
     ),
 }
 
@@ -185,6 +204,16 @@ def unavailable_reason(name: str) -> str | None:
         return f"availability check failed: {type(exc).__name__}: {exc}"
 
 
+def _capabilities(cls) -> Capabilities | None:
+    if cls is None:
+        return None
+    try:
+        return capabilities_of(cls)
+    except Exception as exc:  # a plugin's malformed declaration must not break listing
+        warnings.warn(f"mediadecode: {cls!r} declares invalid capabilities: {exc}", RuntimeWarning)
+        return None
+
+
 def list_backends() -> list[BackendInfo]:
     """One :class:`BackendInfo` per registered backend, highest priority first.
 
@@ -205,6 +234,7 @@ def list_backends() -> list[BackendInfo]:
                 media_types=tuple(getattr(cls, "media_types", ())),
                 target=spec.target,
                 distribution=spec.distribution,
+                capabilities=_capabilities(cls),
             )
         )
     rows.sort(key=lambda r: (-r.priority, r.name))

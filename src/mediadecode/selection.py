@@ -10,9 +10,11 @@ The backend that opens a source is chosen by the first of these that is set:
 5. automatic choice: available backends that decode the media type on the device, by priority.
 
 With 1-4 (an explicit choice) exactly that backend is used: if it is unavailable the error says
-why and how to fix it; nothing is substituted silently. With 5, a backend that fails to open the
-source hands over to the next; if all fail, :class:`~mediadecode.errors.NoBackendError` lists each
-one tried and its reason.
+why and how to fix it, and if its capabilities cannot serve the request (a source kind, seek mode
+or device it lacks) :class:`~mediadecode.errors.UnsupportedRequestError` names it and the reason;
+nothing is substituted silently. With 5, backends whose capabilities cannot serve the request are
+skipped, and a backend that fails to open the source hands over to the next; if all fail,
+:class:`~mediadecode.errors.NoBackendError` lists each one tried and its reason.
 """
 
 from __future__ import annotations
@@ -29,9 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .errors import BackendUnavailableError, UnknownBackendError
+from .capabilities import capabilities_of
+from .errors import BackendUnavailableError, UnknownBackendError, UnsupportedRequestError
 
-__all__ = ["use_backend", "current_backend_choice", "candidate_backends", "config_path"]
+__all__ = [
+    "use_backend",
+    "current_backend_choice",
+    "candidate_backends",
+    "plan_backends",
+    "Plan",
+    "config_path",
+]
 
 ENV_VAR = "MEDIADECODE_BACKEND"
 CONFIG_ENV_VAR = "MEDIADECODE_CONFIG"
@@ -119,23 +129,48 @@ def current_backend_choice(backend: str | None = None) -> Choice:
     return Choice(None, "automatic selection")
 
 
-def candidate_backends(
-    media_type: str, device: str, backend: str | None = None
-) -> tuple[list[str], Choice]:
-    """The backend names to try, in order, and how the choice was made.
+@dataclass(frozen=True)
+class Plan:
+    """The backends to try for one request, in order.
 
-    For an explicit choice, a single name, checked to exist, to be available and to support the
-    media type and device. For automatic selection, every available backend that supports them,
-    by priority.
+    Attributes:
+        names: backend names to try, in order (one name for an explicit choice).
+        choice: how the choice was made (:class:`Choice`).
+        skipped: in automatic mode, available backends left out because their capabilities
+            cannot serve the request (name -> reason).
+        unavailable: in automatic mode, registered backends that cannot be used here
+            (name -> reason, with the fix).
+    """
+
+    names: list[str]
+    choice: Choice
+    skipped: dict[str, str]
+    unavailable: dict[str, str]
+
+
+def plan_backends(
+    media_type: str,
+    device: str,
+    backend: str | None = None,
+    *,
+    source_kind: str | None = None,
+    seek_mode: str | None = None,
+) -> Plan:
+    """Which backends to try for a request, in order, and why others are left out.
+
+    ``source_kind`` (``"path"``, ``"bytes"``, ``"file"``) and ``seek_mode`` are checked against
+    each backend's :class:`~mediadecode.capabilities.Capabilities` when given.
 
     Raises:
         UnknownBackendError: an explicit name that is not registered.
         BackendUnavailableError: an explicit backend that cannot be used here (with the fix), or
-            no backend at all for this media type and device.
-        ValueError: an explicit backend that does not decode ``media_type`` on ``device``.
+            in automatic mode no available backend for this media type and device.
+        UnsupportedRequestError: an explicit backend whose capabilities cannot serve the request
+            (also a ``ValueError``; the message names the backend and the reason), or in
+            automatic mode no available backend whose capabilities can.
     """
-    device_type = device.split(":", 1)[0]
     choice = current_backend_choice(backend)
+    request = dict(media_type=media_type, device=device, source_kind=source_kind, seek_mode=seek_mode)
     if choice.name is not None:
         name = choice.name
         if name not in registry.registry():
@@ -149,28 +184,55 @@ def candidate_backends(
                 f"backend {name!r} (from {choice.origin}) is unavailable: {reason}"
             )
         cls = registry.get_backend_class(name)
-        if media_type not in cls.media_types:
-            raise ValueError(
-                f"backend {name!r} (from {choice.origin}) does not decode {media_type}; "
-                f"it decodes {', '.join(cls.media_types)}"
-            )
-        if device_type not in cls.devices:
-            raise ValueError(
-                f"backend {name!r} (from {choice.origin}) does not decode on {device!r}; "
-                f"its devices: {', '.join(cls.devices)}"
-            )
-        return [name], choice
+        why = capabilities_of(cls).cannot_serve(**request)
+        if why is not None:
+            raise UnsupportedRequestError(f"backend {name!r} (from {choice.origin}) {why}")
+        return Plan([name], choice, {}, {})
 
-    names = []
-    skipped = []
+    names: list[str] = []
+    skipped: dict[str, str] = {}
+    unavailable: dict[str, str] = {}
+    basic: dict[str, str] = {}  # wrong media type or device
     for info in registry.list_backends():
         if not info.available:
-            skipped.append(f"{info.name}: {info.reason}")
-        elif media_type in info.media_types and device_type in info.devices:
-            names.append(info.name)
+            unavailable[info.name] = info.reason
+            continue
+        caps = info.capabilities or capabilities_of(registry.get_backend_class(info.name))
+        why = caps.cannot_serve(media_type=media_type, device=device)
+        if why is not None:
+            basic[info.name] = why
+            continue
+        why = caps.cannot_serve(**request)
+        if why is not None:
+            skipped[info.name] = why
+            continue
+        names.append(info.name)
     if not names:
-        detail = "; ".join(skipped) if skipped else "none registered"
+        if skipped:
+            detail = "; ".join(f"{n} {why}" for n, why in skipped.items())
+            raise UnsupportedRequestError(
+                f"no available backend can serve this {media_type} request ({detail})"
+            )
+        detail = "; ".join(f"{n}: {why}" for n, why in unavailable.items()) or "none registered"
         raise BackendUnavailableError(
             f"no available backend decodes {media_type} on {device!r} ({detail})"
         )
-    return names, choice
+    return Plan(names, choice, skipped, unavailable)
+
+
+def candidate_backends(
+    media_type: str,
+    device: str,
+    backend: str | None = None,
+    *,
+    source_kind: str | None = None,
+    seek_mode: str | None = None,
+) -> tuple[list[str], Choice]:
+    """The backend names to try, in order, and how the choice was made: :func:`plan_backends`
+    without the reasons for the ones left out.
+
+    Raises:
+        As :func:`plan_backends`.
+    """
+    plan = plan_backends(media_type, device, backend, source_kind=source_kind, seek_mode=seek_mode)
+    return plan.names, plan.choice

@@ -64,11 +64,12 @@ _MAX_BAD_PACKETS = 16
 _NOT_MEDIA_FORMATS = {"tty": "a text file rendered as ANSI art"}
 
 
-def open_container(source: Source) -> tuple[Any, Any]:
+def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
     """Open ``source`` with FFmpeg; returns ``(container, file_object_to_close_or_None)``.
 
     Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed.
     Text files, which FFmpeg's ``tty`` demuxer would show as ANSI-art video, are refused.
+    ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) is passed to ``av.open`` for hardware decoding.
 
     Raises:
         InvalidMediaError: FFmpeg cannot read the source as media (the message names the source
@@ -76,6 +77,7 @@ def open_container(source: Source) -> tuple[Any, Any]:
     """
     av = _av()
     fobj = None
+    extra = {} if hwaccel is None else {"hwaccel": hwaccel}
     try:
         if source.kind == "path":
             container = av.open(
@@ -83,10 +85,11 @@ def open_container(source: Source) -> tuple[Any, Any]:
                 mode="r",
                 options={"protocol_whitelist": "file"},
                 metadata_errors="ignore",
+                **extra,
             )
         else:
             fobj = source.open_binary()
-            container = av.open(fobj, mode="r", metadata_errors="ignore")
+            container = av.open(fobj, mode="r", metadata_errors="ignore", **extra)
     except av.FFmpegError as exc:
         if fobj is not None and source.owns_file:
             fobj.close()
@@ -264,7 +267,7 @@ class FFmpegVideoReader(_Base):
         self._reformatter = None
         self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
-        self._container, self._fobj = open_container(source)
+        self._container, self._fobj = self._open_container()
         try:
             self.container_metadata = container_metadata(self._container)
             stream = _select_stream(self._container, source, "video", stream_index)
@@ -304,6 +307,11 @@ class FFmpegVideoReader(_Base):
             raise
 
     # -- opening -------------------------------------------------------------------------------
+
+    def _open_container(self) -> tuple[Any, Any]:
+        """``open_container(self._source)``; a subclass may open it differently (hardware
+        decoding)."""
+        return open_container(self._source)
 
     def _configure_threads(self) -> None:
         if self._num_threads != 1:
@@ -346,7 +354,7 @@ class FFmpegVideoReader(_Base):
             return
         if not self._parked:
             raise ValueError(f"{self._source.name}: the reader is closed")
-        self._container, self._fobj = open_container(self._source)
+        self._container, self._fobj = self._open_container()
         self._stream = self._container.streams[self.metadata.stream_index]
         self._configure_threads()
         self._parked = False

@@ -1,0 +1,1 @@
+"""An example third-party mediadecode backend (see backend.py)."""

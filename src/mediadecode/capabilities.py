@@ -1,0 +1,209 @@
+"""What a backend can do: :class:`Capabilities`, declared by each backend class.
+
+A backend class sets ``capabilities = Capabilities(...)``. Selection reads it *before* opening
+anything: in automatic mode a backend whose capabilities cannot serve the request (a file-like
+source for a backend that only takes paths, ``seek_mode="approximate"`` for one that only has an
+exact index, a CUDA device for a CPU backend...) is skipped, with the reason recorded; chosen
+explicitly, it raises :class:`~mediadecode.errors.UnsupportedRequestError` (a ``ValueError``)
+naming the backend and the reason. What can only be known once the file is open (its codec, a
+``stream_index`` the backend cannot select) is checked by the backend in ``open_*``, which raises
+:class:`~mediadecode.errors.UnsupportedRequestError` or
+:class:`~mediadecode.errors.InvalidMediaError` so that automatic selection hands over to the next
+backend.
+
+A backend class without a ``capabilities`` attribute (written before it existed) gets one built
+from its ``devices`` and ``media_types`` with every other field at its default; see
+:func:`capabilities_of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Capabilities", "Tolerance", "capabilities_of", "SOURCE_KINDS", "SEEK_MODES"]
+
+SOURCE_KINDS = ("path", "bytes", "file")
+"""Source kinds (:attr:`mediadecode.sources.Source.kind`): a local path; encoded bytes (``bytes``
+or a 1-D ``uint8`` tensor); a binary file-like object with ``read`` and ``seek``."""
+
+SEEK_MODES = ("exact", "approximate")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a backend's output may be from FFmpeg's: frames from FFmpeg's own ``rgb24``
+    conversion (PyAV ``frame.to_ndarray(format="rgb24")``), audio from the ffmpeg backend's
+    samples (PyAV and libswresample).
+
+    Attributes:
+        max_abs: largest allowed absolute difference of any channel value (0-255).
+        mean_abs: largest allowed mean absolute difference over a frame.
+        audio_max_abs: largest allowed absolute difference of any float32 audio sample; a
+            backend built on another FFmpeg version may differ by float rounding in lossy
+            decoders (AAC, Opus: about 1e-7).
+
+    ``Tolerance()`` (all 0) means bit-identical, as for CPU decoding with FFmpeg's swscale.
+    """
+
+    max_abs: int = 0
+    mean_abs: float = 0.0
+    audio_max_abs: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_abs < 0 or self.mean_abs < 0 or self.audio_max_abs < 0:
+            raise ValueError(f"tolerances must be >= 0, got {self}")
+
+
+def _tuple(value, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(f"Capabilities.{name} must be a sequence of str, got {value!r}") from None
+    if not all(isinstance(v, str) for v in out):
+        raise TypeError(f"Capabilities.{name} must be a sequence of str, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared on its class as ``capabilities = Capabilities(...)``.
+
+    Attributes:
+        devices: device types it decodes on (``"cpu"``, ``"cuda"``).
+        media_types: subset of ``("video", "audio")``.
+        source_kinds: subset of :data:`SOURCE_KINDS` it can open: ``"path"``, ``"bytes"``
+            (also 1-D ``uint8`` tensors), ``"file"`` (file-like objects).
+        seek_modes: subset of ``("exact", "approximate")``.
+        codecs: FFmpeg names of the video and audio codecs it decodes, or None when that is not
+            knowable without opening a file (a backend built on some FFmpeg decodes whatever that
+            FFmpeg build has). When set, selection uses it only for display; the backend itself
+            refuses other codecs in ``open_*``.
+        any_stream: True when ``stream_index`` may name any stream of the media type; False when
+            the backend only decodes the stream it picks itself (it then refuses a
+            ``stream_index`` that is not that one, in ``open_*``).
+        audio_num_channels: ``"any"`` when ``num_channels=`` may ask for any channel count;
+            ``"mono-or-native"`` when only 1 (mix down) or the stream's own count work.
+        tolerance: :class:`Tolerance` of its frames against FFmpeg's ``rgb24`` conversion, per
+            device type; a device not listed is bit-exact. Accepts a mapping
+            ``{"cuda": Tolerance(...)}`` or a single :class:`Tolerance` for every device; stored
+            as a tuple of ``(device, Tolerance)`` pairs so that the object stays hashable.
+        notes: one line for ``mediadecode backends`` (what it is built on, known limits).
+
+    Raises:
+        ValueError: an unknown media type, source kind or seek mode.
+        TypeError: a field of the wrong type.
+    """
+
+    devices: tuple[str, ...] = ("cpu",)
+    media_types: tuple[str, ...] = ("video", "audio")
+    source_kinds: tuple[str, ...] = SOURCE_KINDS
+    seek_modes: tuple[str, ...] = SEEK_MODES
+    codecs: frozenset[str] | None = None
+    any_stream: bool = True
+    audio_num_channels: str = "any"
+    tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "devices", _tuple(self.devices, "devices"))
+        set_(self, "media_types", _tuple(self.media_types, "media_types"))
+        set_(self, "source_kinds", _tuple(self.source_kinds, "source_kinds"))
+        set_(self, "seek_modes", _tuple(self.seek_modes, "seek_modes"))
+        for name, allowed in (
+            ("media_types", ("video", "audio")),
+            ("source_kinds", SOURCE_KINDS),
+            ("seek_modes", SEEK_MODES),
+        ):
+            bad = [v for v in getattr(self, name) if v not in allowed]
+            if bad:
+                raise ValueError(f"Capabilities.{name}: unknown {bad}; allowed: {allowed}")
+        if self.codecs is not None:
+            set_(self, "codecs", frozenset(self.codecs))
+        if self.audio_num_channels not in ("any", "mono-or-native"):
+            raise ValueError(
+                "Capabilities.audio_num_channels must be 'any' or 'mono-or-native', "
+                f"got {self.audio_num_channels!r}"
+            )
+        tol = self.tolerance
+        if isinstance(tol, Tolerance):
+            tol = tuple((d, tol) for d in self.devices)
+        elif isinstance(tol, Mapping):
+            tol = tuple(sorted(tol.items()))
+        else:
+            tol = tuple(tuple(pair) for pair in tol)
+        for pair in tol:
+            if len(pair) != 2 or not isinstance(pair[1], Tolerance):
+                raise TypeError(f"Capabilities.tolerance: expected (device, Tolerance), got {pair!r}")
+        set_(self, "tolerance", tol)
+
+    def tolerance_for(self, device: str) -> Tolerance:
+        """The :class:`Tolerance` declared for ``device`` (``"cuda:0"`` counts as ``"cuda"``);
+        bit-exact when none is declared."""
+        device_type = device.split(":", 1)[0]
+        for name, tol in self.tolerance:
+            if name == device_type:
+                return tol
+        return Tolerance()
+
+    def cannot_serve(
+        self,
+        *,
+        media_type: str,
+        device: str = "cpu",
+        source_kind: str | None = None,
+        seek_mode: str | None = None,
+    ) -> str | None:
+        """None when a request with these properties is within the capabilities, otherwise
+        the reason in a few words (``"does not decode video"``...). ``None`` arguments are not
+        checked."""
+        device_type = device.split(":", 1)[0]
+        if media_type not in self.media_types:
+            return f"does not decode {media_type}; it decodes {', '.join(self.media_types) or 'nothing'}"
+        if device_type not in self.devices:
+            return f"does not decode on {device!r}; its devices: {', '.join(self.devices)}"
+        if source_kind is not None and source_kind not in self.source_kinds:
+            what = {"path": "a path", "bytes": "bytes", "file": "a file-like object"}.get(
+                source_kind, source_kind
+            )
+            return (
+                f"cannot open {what}; it opens {', '.join(self.source_kinds)} sources"
+            )
+        if media_type == "video" and seek_mode is not None and seek_mode not in self.seek_modes:
+            return (
+                f"has no seek_mode={seek_mode!r}; its seek modes: {', '.join(self.seek_modes)}"
+            )
+        return None
+
+    def summary(self) -> str:
+        """A one-line description, as ``mediadecode backends`` prints it."""
+        parts = [
+            f"sources {'/'.join(self.source_kinds)}",
+            f"seek {'/'.join(self.seek_modes)}",
+            "codecs " + ("(its FFmpeg's)" if self.codecs is None else ",".join(sorted(self.codecs))),
+        ]
+        if not self.any_stream:
+            parts.append("best stream only")
+        if self.audio_num_channels != "any" and "audio" in self.media_types:
+            parts.append("audio channels: mono or native")
+        tols = [
+            f"{d} max {t.max_abs}/mean {t.mean_abs:g}" + (f", audio {t.audio_max_abs:g}" if t.audio_max_abs else "")
+            for d, t in self.tolerance if t != Tolerance()
+        ]
+        parts.append("pixels vs FFmpeg: " + ("; ".join(tols) if tols else "exact"))
+        return ", ".join(parts)
+
+
+def capabilities_of(cls) -> Capabilities:
+    """The :class:`Capabilities` of a backend class: its ``capabilities`` attribute, or one
+    built from its ``devices`` and ``media_types`` (defaults for everything else)."""
+    caps = getattr(cls, "capabilities", None)
+    if isinstance(caps, Capabilities):
+        return caps
+    return Capabilities(
+        devices=tuple(getattr(cls, "devices", ("cpu",))),
+        media_types=tuple(getattr(cls, "media_types", ("video", "audio"))),
+    )
