@@ -37,7 +37,6 @@ from .errors import BackendUnavailableError, UnknownBackendError, UnsupportedReq
 __all__ = [
     "use_backend",
     "current_backend_choice",
-    "candidate_backends",
     "plan_backends",
     "Plan",
     "config_path",
@@ -218,21 +217,3 @@ def plan_backends(
             f"no available backend decodes {media_type} on {device!r} ({detail})"
         )
     return Plan(names, choice, skipped, unavailable)
-
-
-def candidate_backends(
-    media_type: str,
-    device: str,
-    backend: str | None = None,
-    *,
-    source_kind: str | None = None,
-    seek_mode: str | None = None,
-) -> tuple[list[str], Choice]:
-    """The backend names to try, in order, and how the choice was made: :func:`plan_backends`
-    without the reasons for the ones left out.
-
-    Raises:
-        As :func:`plan_backends`.
-    """
-    plan = plan_backends(media_type, device, backend, source_kind=source_kind, seek_mode=seek_mode)
-    return plan.names, plan.choice

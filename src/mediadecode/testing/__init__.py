@@ -27,7 +27,6 @@ or from a shell: ``python -m mediadecode.testing mybackend``.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from collections.abc import Sequence

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VideoCase", "AudioCase", "MediaSet", "make_media", "VideoReference", "AudioReference"]
+__all__ = ["VideoCase", "AudioCase", "MediaSet", "make_media", "VideoReference"]
 
 
 @dataclasses.dataclass
