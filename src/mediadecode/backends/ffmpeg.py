@@ -43,7 +43,7 @@ from ..metadata import (
 )
 from ..sources import Source
 
-__all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader", "open_container"]
+__all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader", "open_container", "refuse_unsafe_formats"]
 
 
 def _av():
@@ -63,36 +63,172 @@ _MAX_BAD_PACKETS = 16
 # Demuxers that "succeed" on files that are not media: any *.txt opens as ANSI art.
 _NOT_MEDIA_FORMATS = {"tty": "a text file rendered as ANSI art"}
 
+# Demuxers that make FFmpeg open other resources named inside the input (or next to it): refused
+# unless the source allows playlists (Source.allow_playlists). See docs/remote.md.
+_REFERENCE_FORMATS = {
+    "hls": "an HLS playlist (m3u8)",
+    "dash": "a DASH manifest (mpd)",
+    "concat": "an ffconcat list",
+    "imf": "an IMF composition playlist",
+    "webm_dash_manifest": "a WebM DASH manifest",
+    "image2": "an image sequence named by a file-name pattern",
+    "vobsub": "a VobSub index (opens the .sub file next to it)",
+}
+# Demuxers never allowed: network sessions and capture devices (not media files at all).
+_NEVER_FORMATS = {
+    "sdp": "an SDP session description (opens network streams)",
+    "rtsp": "an RTSP session", "rtp": "an RTP stream", "sap": "a SAP announcement",
+    "lavfi": "a libavfilter graph", "avisynth": "an AviSynth script",
+    "vapoursynth": "a VapourSynth script", "alsa": "a capture device", "oss": "a capture device",
+    "fbdev": "a capture device", "kmsgrab": "a capture device", "x11grab": "a capture device",
+    "v4l2": "a capture device", "video4linux2": "a capture device",
+}
+# First bytes of reference formats, to name the format in the refusal message.
+_REFERENCE_MAGIC = (
+    (b"#EXTM3U", "hls"), (b"ffconcat version", "concat"), (b"v=0", "sdp"), (b"<MPD", "dash"),
+)
+
+
+def _demuxer_whitelist(allow_playlists: bool) -> tuple[str, str]:
+    """``(allowed, refused)``: comma-separated names of FFmpeg's demuxers, for the
+    ``format_whitelist`` option (FFmpeg refuses a probed format that is not listed, before the
+    demuxer reads anything)."""
+    key = bool(allow_playlists)
+    cached = _WHITELISTS.get(key)
+    if cached is None:
+        av = _av()
+        from av.format import ContainerFormat
+
+        excluded = set(_NEVER_FORMATS) | (set() if allow_playlists else set(_REFERENCE_FORMATS))
+        allowed, refused = set(), set()
+        for name in av.formats_available:
+            try:
+                full = ContainerFormat(name, "r").name
+            except Exception:
+                continue  # a muxer only
+            (refused if set(full.split(",")) & excluded else allowed).add(full)
+        cached = _WHITELISTS[key] = (",".join(sorted(allowed)), ",".join(sorted(refused)))
+    return cached
+
+
+_WHITELISTS: dict[bool, tuple[str, str]] = {}
+
+
+def _open_options(source: Source) -> dict[str, str]:
+    """FFmpeg options that keep FFmpeg from opening anything but the source itself: a local
+    path may use the ``file`` protocol (which playlists allowed by ``allow_playlists`` then
+    use too); bytes, file objects and URLs get no protocol at all (a URL is read only through
+    its fsspec transport); playlist-type demuxers are off unless allowed, devices and network
+    sessions always."""
+    if source.kind == "url":
+        protocols = "none"
+    elif source.kind == "path" or source.allow_playlists:
+        protocols = "file"
+    else:
+        protocols = "none"
+    allowed, _ = _demuxer_whitelist(source.allow_playlists)
+    return {"protocol_whitelist": protocols, "format_whitelist": allowed}
+
+
+def _refusal(source: Source) -> "UnsafeMediaError | None":
+    """After FFmpeg refused a source with EINVAL: the UnsafeMediaError to raise when it was
+    refused for its format (probed again with only the refused demuxers allowed and no
+    protocol, so no reference can be followed), or None when the EINVAL had another cause."""
+    from ..errors import UnsafeMediaError
+
+    av = _av()
+    _, refused = _demuxer_whitelist(source.allow_playlists)
+    fobj = open(source.value, "rb") if source.kind == "path" else source.open_binary()
+    fmt = None
+    try:
+        head = fobj.read(64)
+        fobj.seek(0)
+        try:
+            with av.open(fobj, mode="r", metadata_errors="ignore",
+                         options={"protocol_whitelist": "none", "format_whitelist": refused}) as c:
+                fmt = c.format.name
+        except av.FFmpegError as exc:
+            if getattr(exc, "errno", None) == 22 and "ArgumentError" in type(exc).__name__:
+                return None  # not a refused format either: the EINVAL was about the media
+    finally:
+        if source.kind != "file":
+            fobj.close()
+    if fmt is None:
+        fmt = next((name for magic, name in _REFERENCE_MAGIC if head.lstrip().startswith(magic)), "")
+    names = fmt.split(",") if fmt else []
+    desc = next((_REFERENCE_FORMATS.get(n) or _NEVER_FORMATS.get(n) for n in names
+                 if n in _REFERENCE_FORMATS or n in _NEVER_FORMATS), "a playlist-type format")
+    never = any(n in _NEVER_FORMATS for n in names)
+    shown = f" ('{fmt}' demuxer)" if fmt else ""
+    fix = (
+        "mediadecode never opens it" if never else
+        "mediadecode does not open such formats by default; for a trusted local file pass "
+        "allow_playlists=True (see docs/remote.md)"
+    )
+    return UnsafeMediaError(
+        f"{source.name}: refused: FFmpeg reads it as {desc}{shown}, a format that makes FFmpeg "
+        f"open other files, devices or network addresses named inside it; {fix}"
+    )
+
+
+def refuse_unsafe_formats(source: Source) -> None:
+    """Check ``source`` as :func:`open_container` would and close it again: for backends that
+    open the source with their own FFmpeg (torchcodec), which would otherwise follow the
+    references of a playlist. Does nothing when the source allows playlists.
+
+    Raises:
+        UnsafeMediaError, InvalidMediaError, RemoteSourceError: as :func:`open_container`.
+    """
+    if source.allow_playlists:
+        return
+    container, fobj = open_container(source)
+    container.close()
+    if fobj is not None:
+        fobj.close()
+
 
 def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
     """Open ``source`` with FFmpeg; returns ``(container, file_object_to_close_or_None)``.
 
-    Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed.
-    Text files, which FFmpeg's ``tty`` demuxer would show as ANSI-art video, are refused.
+    Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed;
+    bytes, file objects and URLs (a :class:`~mediadecode.remote.RemoteFile` reading through
+    fsspec) are handed to FFmpeg as Python file objects with no protocol allowed, so FFmpeg never
+    opens a network address or another file itself. Demuxers that follow references named in
+    the input (HLS, DASH, concat, image-sequence patterns...) are refused through FFmpeg's
+    ``format_whitelist`` unless ``source.allow_playlists``; network-session demuxers and devices
+    always. Text files, which FFmpeg's ``tty`` demuxer would show as ANSI-art video, are refused.
     ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) is passed to ``av.open`` for hardware decoding.
 
     Raises:
         InvalidMediaError: FFmpeg cannot read the source as media (the message names the source
             and gives FFmpeg's reason).
+        UnsafeMediaError: a playlist-type format without ``allow_playlists`` (names the format).
+        RemoteSourceError: a URL source that cannot be read (its subclasses for 404 and
+            timeouts); raised from inside FFmpeg's reads unchanged.
     """
     av = _av()
     fobj = None
     extra = {} if hwaccel is None else {"hwaccel": hwaccel}
+    options = _open_options(source)
     try:
         if source.kind == "path":
             container = av.open(
                 "file:" + source.value,
                 mode="r",
-                options={"protocol_whitelist": "file"},
+                options=options,
                 metadata_errors="ignore",
                 **extra,
             )
         else:
             fobj = source.open_binary()
-            container = av.open(fobj, mode="r", metadata_errors="ignore", **extra)
+            container = av.open(fobj, mode="r", options=options, metadata_errors="ignore", **extra)
     except av.FFmpegError as exc:
         if fobj is not None and source.owns_file:
             fobj.close()
+        if getattr(exc, "errno", None) == 22:  # EINVAL: "Format not on whitelist", or other
+            refusal = _refusal(source)
+            if refusal is not None:
+                raise refusal from None
         raise InvalidMediaError(f"{source.name}: cannot be read as media: {_reason(exc)}") from exc
     except Exception:
         if fobj is not None and source.owns_file:
@@ -241,6 +377,9 @@ class _Base:
 # Video readers with FFmpeg decoder threads; parked (see FFmpegVideoReader._park) before fork.
 _THREADED_READERS: "weakref.WeakSet[FFmpegVideoReader]" = weakref.WeakSet()
 
+# At most this many GOPs of one request decode at once (one thread and one decoder each).
+_MAX_PARALLEL_GOPS = 8
+
 
 def _park_threaded_readers() -> None:
     for reader in list(_THREADED_READERS):
@@ -255,6 +394,8 @@ class FFmpegVideoReader(_Base):
     """A video stream read with PyAV. See the module docstring for the strategy."""
 
     frames_are_rotated = False
+    # Whether a request spanning several GOPs may be decoded by clones in parallel threads.
+    _gop_parallel = True
 
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str, num_threads: int):
         super().__init__(source)
@@ -265,6 +406,7 @@ class FFmpegVideoReader(_Base):
         self._parked = False
         self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
         self._reformatter = None
+        self._workers: list[FFmpegVideoReader] = []  # single-threaded clones for GOP-parallel decode
         self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
         self._container, self._fobj = self._open_container()
@@ -332,6 +474,7 @@ class FFmpegVideoReader(_Base):
                 frames.close()
             self._pending = self._cursor = None
             self._stream = None
+            self._close_workers()
             _Base.close(self)
             self._parked = True
 
@@ -347,6 +490,7 @@ class FFmpegVideoReader(_Base):
                 frames.close()
             self._pending = self._stream = None
             self._parked = False
+            self._close_workers()
             _Base.close(self)
 
     def _ensure_open(self) -> None:
@@ -553,11 +697,13 @@ class FFmpegVideoReader(_Base):
                 return
             attempt += 1
 
-    def _decode_exact(self, targets: Sequence[int]):
-        """For each sorted target pts (ticks), the frame with exactly that pts."""
+    def _decode_exact(self, targets: Sequence[int], into=None, base: int = 0):
+        """For each sorted target pts (ticks), the frame with exactly that pts. ``into`` (an
+        ``(out, pts_out, dur_out)`` triple from another call) receives them from slot ``base`` on;
+        by default new arrays are made."""
         n = len(targets)
-        out, pts_out, dur_out = self._alloc(n), [0] * n, [0] * n
-        for slot, target in enumerate(targets):
+        out, pts_out, dur_out = into if into is not None else (self._alloc(n), [0] * n, [0] * n)
+        for slot, target in enumerate(targets, start=base):
             if self._must_seek(target):
                 self._reach(target)
             while True:
@@ -636,6 +782,133 @@ class FFmpegVideoReader(_Base):
             _ticks_to_seconds(dur_out, tb),
         )
 
+    # -- GOP-parallel decoding -----------------------------------------------------------------
+    #
+    # A request that spans several GOPs is cut, at GOP boundaries, into one contiguous chunk per
+    # core. Each chunk is decoded by a single-threaded clone of this reader (its own container
+    # and decoder, sharing the frame index) in its own thread: PyAV releases the GIL while it
+    # demuxes, decodes and converts, and independent GOPs need nothing from each other. Only in
+    # exact mode (the keyframes are known), only when the reader may use several threads
+    # (``num_threads != 1``) and only for sources that can be opened more than once.
+
+    # Below this many frames to decode in all, the clones' thread start is not worth it.
+    _PARALLEL_MIN_FRAMES = 8
+
+    def _parallel_workers(self) -> int:
+        if self._num_threads == 1:
+            return 1
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, self._num_threads or cores, _MAX_PARALLEL_GOPS))
+
+    def _plan_parallel(self, targets: Sequence[int]) -> list[tuple[int, int]] | None:
+        """Cut sorted ``targets`` into contiguous ``(start, stop)`` slices, each made of whole
+        GOPs, balanced by the number of frames each must decode; None when one thread should do
+        the whole request."""
+        if not self._gop_parallel or self._source.kind == "file":
+            return None  # a caller's file object cannot be opened a second time
+        workers = self._parallel_workers()
+        if workers < 2 or len(targets) < 2 or not self._keyframe_pts:
+            return None
+        if not self._must_seek(targets[0]):
+            return None  # sequential reading (iteration): continue this reader's decode
+        keys, pts = self._keyframe_pts, self._pts
+        groups = []  # [start, stop, frames to decode] per GOP touched
+        for n, target in enumerate(targets):
+            g = bisect.bisect_right(keys, target) - 1
+            if groups and groups[-1][3] == g:
+                groups[-1][1] = n + 1
+            else:
+                groups.append([n, n + 1, 0, g])
+            first = bisect.bisect_left(pts, keys[g]) if g >= 0 else 0
+            groups[-1][2] = bisect.bisect_left(pts, target) - first + 1
+        total = sum(g[2] for g in groups)
+        if len(groups) < 2 or total < self._PARALLEL_MIN_FRAMES:
+            return None
+        workers = min(workers, len(groups))
+        chunks, done, start = [], 0, 0
+        for k, g in enumerate(groups):
+            done += g[2]
+            later = workers - len(chunks) - 1  # chunks still to make after this one
+            if later <= 0 or k + 1 == len(groups):
+                continue
+            # Close this chunk where the work done so far is nearest its share, or when each
+            # later chunk needs one of the GOPs left.
+            share = total * (len(chunks) + 1) / workers
+            if done >= share or share - done < done + groups[k + 1][2] - share or (
+                len(groups) - k - 1 == later
+            ):
+                chunks.append((start, g[1]))
+                start = g[1]
+        chunks.append((start, len(targets)))
+        chunks = [c for c in chunks if c[1] > c[0]]
+        return chunks if len(chunks) > 1 else None
+
+    def _clone(self) -> "FFmpegVideoReader":
+        """A single-threaded reader of the same stream sharing this one's frame index."""
+        clone = object.__new__(type(self))
+        _Base.__init__(clone, self._source)
+        clone.__dict__.update(
+            {
+                k: getattr(self, k)
+                for k in ("_tb", "metadata", "container_metadata", "frame_pts", "frame_durations",
+                          "_pts", "_keyframe_pts", "_coded_size", "_forward_window")
+            }
+        )
+        clone._frames = clone._pending = clone._cursor = None
+        clone._at_start = True
+        clone._lock = threading.RLock()
+        clone._parked = False
+        clone._last_error = ""
+        clone._reformatter = None
+        clone._workers = []
+        clone._num_threads = 1
+        clone._container, clone._fobj = clone._open_container()
+        try:
+            clone._stream = clone._container.streams[self.metadata.stream_index]
+        except BaseException:
+            clone.close()
+            raise
+        return clone
+
+    def _close_workers(self) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+    def _decode_parallel(self, targets: Sequence[int], chunks: list[tuple[int, int]]):
+        n = len(targets)
+        into = (self._alloc(n), [0] * n, [0] * n)
+        while len(self._workers) < len(chunks):
+            self._workers.append(self._clone())
+        # Give each chunk the clone that can reach it without seeking, if there is one.
+        free = list(self._workers)
+        jobs = []
+        for start, stop in chunks:
+            worker = next((w for w in free if not w._must_seek(targets[start])), free[0])
+            free.remove(worker)
+            jobs.append((worker, start, stop))
+        errors: list[BaseException] = []
+
+        def run(worker, start, stop):
+            try:
+                worker._decode_exact(targets[start:stop], into, start)
+            except BaseException as exc:  # re-raised in the calling thread below
+                worker._frames = worker._pending = worker._cursor = None
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs[1:]]
+        for thread in threads:
+            thread.start()
+        run(*jobs[0])
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return into
+
     # -- primitives ----------------------------------------------------------------------------
 
     def get_frames_at(self, indices: Sequence[int]):
@@ -645,7 +918,11 @@ class FFmpegVideoReader(_Base):
 
     def _get_frames_at(self, indices: Sequence[int]):
         if self._pts:
-            return self._result(*self._decode_exact([self._pts[i] for i in indices]))
+            targets = [self._pts[i] for i in indices]
+            chunks = self._plan_parallel(targets)
+            if chunks is not None:
+                return self._result(*self._decode_parallel(targets, chunks))
+            return self._result(*self._decode_exact(targets))
         fps = self.metadata.average_fps
         begin = self.metadata.begin_stream_seconds or 0.0
         return self._get_frames_played_at([begin + (i + 0.5) / fps for i in indices])

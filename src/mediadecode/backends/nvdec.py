@@ -171,6 +171,8 @@ class NVDECVideoReader(FFmpegVideoReader):
         InvalidMediaError, StreamNotFoundError: as the ffmpeg backend.
     """
 
+    _gop_parallel = False  # one hardware decoder per stream; NVDEC runs in parallel on its own
+
     def __init__(
         self,
         source: Source,
