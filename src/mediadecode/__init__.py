@@ -11,9 +11,13 @@ from .errors import (
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
+    RemoteNotFoundError,
+    RemoteSourceError,
+    RemoteTimeoutError,
     SourceNotFoundError,
     StreamNotFoundError,
     UnknownBackendError,
+    UnsafeMediaError,
     UnsupportedRequestError,
 )
 from .capabilities import Capabilities, Tolerance
@@ -49,20 +53,28 @@ __all__ = [
     "UnknownBackendError",
     "NoBackendError",
     "UnsupportedRequestError",
+    "UnsafeMediaError",
+    "RemoteSourceError",
+    "RemoteNotFoundError",
+    "RemoteTimeoutError",
 ]
 
 
-def get_container_metadata(source) -> ContainerMetadata:
-    """Metadata of every stream in ``source`` (a path, bytes, tensor or file object), from the
-    header, read with the ffmpeg backend.
+def get_container_metadata(source, *, storage_options=None, timeout=None,
+                           allow_playlists: bool = False) -> ContainerMetadata:
+    """Metadata of every stream in ``source`` (a path, URL, bytes, tensor or file object), from
+    the header, read with the ffmpeg backend. ``storage_options``, ``timeout`` and
+    ``allow_playlists`` are as for :class:`VideoDecoder`.
 
     Raises:
-        SourceNotFoundError, InvalidMediaError: as :class:`VideoDecoder`.
+        SourceNotFoundError, InvalidMediaError, UnsafeMediaError, RemoteSourceError: as
+        :class:`VideoDecoder`.
     """
     from .backends.ffmpeg import container_metadata, open_container
     from .sources import as_source
 
-    src = as_source(source)
+    src = as_source(source, storage_options=storage_options, timeout=timeout,
+                    allow_playlists=allow_playlists)
     container, fobj = open_container(src)
     try:
         return container_metadata(container)

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 __all__ = ["Capabilities", "Tolerance", "capabilities_of", "SOURCE_KINDS", "SEEK_MODES"]
 
 SOURCE_KINDS = ("path", "bytes", "file")
-"""Source kinds (:attr:`mediadecode.sources.Source.kind`): a local path; encoded bytes (``bytes``
-or a 1-D ``uint8`` tensor); a binary file-like object with ``read`` and ``seek``."""
+"""Source kinds (:attr:`mediadecode.sources.Source.kind`) a backend declares: a local path;
+encoded bytes (``bytes`` or a 1-D ``uint8`` tensor); a binary file-like object with ``read`` and
+``seek``. A fourth kind, ``"url"`` (http, s3, any fsspec URL), reaches a backend as a seekable
+file object (:meth:`mediadecode.sources.Source.open_binary`); whether a backend takes it is
+:attr:`Capabilities.remote`."""
 
 SEEK_MODES = ("exact", "approximate")
 
@@ -86,6 +89,10 @@ class Capabilities:
             ``stream_index`` that is not that one, in ``open_*``).
         audio_num_channels: ``"any"`` when ``num_channels=`` may ask for any channel count;
             ``"mono-or-native"`` when only 1 (mix down) or the stream's own count work.
+        remote: True when it can read a URL source (``http://``, ``s3://``, any fsspec URL)
+            through the seekable file object ``source.open_binary()`` returns, reading only the
+            bytes it needs; None (default) means ``"file" in source_kinds``. A backend that
+            takes file objects but reads them whole (decord) declares False.
         tolerance: :class:`Tolerance` of its frames against FFmpeg's ``rgb24`` conversion, per
             device type; a device not listed is bit-exact. Accepts a mapping
             ``{"cuda": Tolerance(...)}`` or a single :class:`Tolerance` for every device; stored
@@ -104,6 +111,7 @@ class Capabilities:
     codecs: frozenset[str] | None = None
     any_stream: bool = True
     audio_num_channels: str = "any"
+    remote: bool | None = None
     tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
     notes: str = ""
 
@@ -121,6 +129,12 @@ class Capabilities:
             bad = [v for v in getattr(self, name) if v not in allowed]
             if bad:
                 raise ValueError(f"Capabilities.{name}: unknown {bad}; allowed: {allowed}")
+        if self.remote is None:
+            set_(self, "remote", "file" in self.source_kinds)
+        elif not isinstance(self.remote, bool):
+            raise TypeError(f"Capabilities.remote must be a bool or None, got {self.remote!r}")
+        elif self.remote and "file" not in self.source_kinds:
+            raise ValueError("Capabilities.remote=True needs 'file' in source_kinds")
         if self.codecs is not None:
             set_(self, "codecs", frozenset(self.codecs))
         if self.audio_num_channels not in ("any", "mono-or-native"):
@@ -165,7 +179,14 @@ class Capabilities:
             return f"does not decode {media_type}; it decodes {', '.join(self.media_types) or 'nothing'}"
         if device_type not in self.devices:
             return f"does not decode on {device!r}; its devices: {', '.join(self.devices)}"
-        if source_kind is not None and source_kind not in self.source_kinds:
+        if source_kind == "url":
+            if not self.remote:
+                how = (
+                    "it reads file objects whole" if "file" in self.source_kinds
+                    else f"it opens {', '.join(self.source_kinds)} sources"
+                )
+                return f"cannot read a URL source with range reads ({how})"
+        elif source_kind is not None and source_kind not in self.source_kinds:
             what = {"path": "a path", "bytes": "bytes", "file": "a file-like object"}.get(
                 source_kind, source_kind
             )
@@ -181,7 +202,7 @@ class Capabilities:
     def summary(self) -> str:
         """A one-line description, as ``mediadecode backends`` prints it."""
         parts = [
-            f"sources {'/'.join(self.source_kinds)}",
+            f"sources {'/'.join(self.source_kinds + (('url',) if self.remote else ()))}",
             f"seek {'/'.join(self.seek_modes)}",
             "codecs " + ("(its FFmpeg's)" if self.codecs is None else ",".join(sorted(self.codecs))),
         ]

@@ -9,6 +9,9 @@
 
 Given no FILE, ``info`` and ``frames`` first make a short sample clip (H.264 video with the frame
 number drawn in, and an AAC sine tone, encoded with PyAV), so they run on a fresh machine.
+FILE may be a URL (``http(s)://``, ``s3://``, any fsspec URL; ``--storage-options JSON`` for
+credentials and endpoints, ``--timeout`` seconds); the bytes transferred are printed.
+``--allow-playlists`` lets FFmpeg open playlist-type formats (HLS, ffconcat) of trusted local files.
 Errors print one line on stderr and exit with status 1 (2 for bad usage); no traceback.
 """
 
@@ -149,12 +152,40 @@ def _fmt(value, unit: str = "", digits: int = 3) -> str:
     return f"{value}{unit}"
 
 
+def _source_options(args) -> dict:
+    """storage_options / timeout / allow_playlists keyword arguments from the command line."""
+    import json
+
+    options: dict = {"allow_playlists": bool(args.allow_playlists)}
+    if args.storage_options:
+        try:
+            value = json.loads(args.storage_options)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--storage-options is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError("--storage-options must be a JSON object")
+        options["storage_options"] = value
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    return options
+
+
+def _print_read_stats(stats: dict, source_name: str) -> None:
+    if stats.get("bytes_read") is None:
+        return
+    print(f"bytes read: {stats['bytes_read']} in {stats['read_calls']} range requests "
+          f"({stats['retries']} retried) from {source_name}")
+
+
 def _cmd_info(args) -> int:
     import mediadecode as md
 
     file = _sample_if_missing(args.file)
-    container = md.get_container_metadata(file)
-    print(f"{file}")
+    opts = _source_options(args)
+    container = md.get_container_metadata(file, **opts)
+    from .sources import as_source
+
+    print(f"{as_source(file).name}")  # a URL is shown with credentials redacted
     print(f"  format: {container.format_name}  duration: {_fmt(container.duration_seconds_from_header, ' s')}"
           f"  bit rate: {_fmt(container.bit_rate_from_header)}")
     print(f"  best video stream: {container.best_video_stream_index}  "
@@ -162,7 +193,7 @@ def _cmd_info(args) -> int:
     for s in container.streams:
         if s.media_type == "video":
             with md.VideoDecoder(file, stream_index=s.stream_index, seek_mode=args.seek_mode,
-                                 backend=args.backend) as dec:
+                                 backend=args.backend, **opts) as dec:
                 m = dec.metadata
                 print(f"  stream {s.stream_index}: video {m.codec} {m.width}x{m.height} "
                       f"{m.num_frames} frames, {_fmt(m.average_fps, ' fps')}, "
@@ -172,7 +203,8 @@ def _cmd_info(args) -> int:
                       f"rotation {m.rotation if m.rotation is not None else 'none'} "
                       f"(backend {dec.backend}, seek_mode {args.seek_mode})")
         elif s.media_type == "audio":
-            with md.AudioDecoder(file, stream_index=s.stream_index, backend=args.backend) as dec:
+            with md.AudioDecoder(file, stream_index=s.stream_index, backend=args.backend,
+                                 **opts) as dec:
                 m = dec.metadata
                 print(f"  stream {s.stream_index}: audio {m.codec} {m.sample_rate} Hz, "
                       f"{m.num_channels} channels, {m.sample_format}, "
@@ -194,12 +226,13 @@ def _cmd_frames(args) -> int:
 
     file = _sample_if_missing(args.file)
     with md.VideoDecoder(file, stream_index=args.stream_index, seek_mode=args.seek_mode,
-                         backend=args.backend) as dec:
+                         backend=args.backend, **_source_options(args)) as dec:
         indices = args.at if args.at else [0, len(dec) // 2, len(dec) - 1]
         batch = dec.get_frames_at(indices)
         n_frames = len(dec)
         backend = dec.backend
         meta = dec.metadata
+        stats, file = dec.stats, dec.source.name  # a URL is shown with credentials redacted
     print(f"{file}: stream {meta.stream_index}, {n_frames} frames, {meta.width}x{meta.height}, backend {backend}")
     captions = []
     for index, pts, dur in zip(indices, batch.pts_seconds.tolist(), batch.duration_seconds.tolist()):
@@ -209,6 +242,7 @@ def _cmd_frames(args) -> int:
               f"tensor {tuple(batch.data.shape[1:])} {str(batch.data.dtype).replace('torch.', '')}")
     out = contact_sheet(batch.data, captions, args.output)
     print(f"wrote {out} ({len(captions)} frames)")
+    _print_read_stats(stats, file)
     return 0
 
 
@@ -236,8 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("file", nargs="?", help="media file (none: make a sample clip)")
         p.add_argument("--backend", default=None, help="backend name (default: selection rules)")
         p.add_argument("--seek-mode", default="exact", choices=["exact", "approximate"])
+        p.add_argument("--storage-options", default=None, metavar="JSON",
+                       help="for URLs: fsspec storage options as a JSON object (credentials, "
+                            "client_kwargs/endpoint_url, block_size, cache_type)")
+        p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="for URLs: connect and read timeout (default 10 s connect, 30 s read)")
+        p.add_argument("--allow-playlists", action="store_true",
+                       help="let FFmpeg open playlist-type formats (HLS, ffconcat) that name "
+                            "other files; only for trusted local files")
 
-    p_info = sub.add_parser("info", help="streams and metadata of a file")
+    p_info = sub.add_parser("info", help="streams and metadata of a file or URL")
     common(p_info)
     p_info.set_defaults(func=_cmd_info)
 

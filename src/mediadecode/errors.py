@@ -22,6 +22,12 @@ class                           raised when                              also a
 ``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
                                 (a source kind, seek mode, device,
                                 stream or channel count it lacks)
+``UnsafeMediaError``            a playlist-type format (HLS, concat...)  ``UnsupportedRequestError``
+                                refused without ``allow_playlists=True``
+``RemoteSourceError``           a URL source fails: HTTP status, network ``OSError``
+                                error; ``.url`` (redacted), ``.status``
+``RemoteNotFoundError``         a URL source answers 404 / no such key   ``SourceNotFoundError``
+``RemoteTimeoutError``          a URL source does not answer in time     ``TimeoutError``
 ==============================  =======================================  ==========================
 
 Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
@@ -40,6 +46,10 @@ __all__ = [
     "UnknownBackendError",
     "NoBackendError",
     "UnsupportedRequestError",
+    "UnsafeMediaError",
+    "RemoteSourceError",
+    "RemoteNotFoundError",
+    "RemoteTimeoutError",
 ]
 
 
@@ -107,3 +117,50 @@ class UnsupportedRequestError(MediaDecodeError, ValueError):
     Automatic selection skips such a backend and tries the next one; a backend chosen explicitly
     raises this (also a :class:`ValueError`, as the request is what has to change).
     """
+
+
+class UnsafeMediaError(UnsupportedRequestError):
+    """The source is in a format that makes FFmpeg open other resources named inside it (an
+    HLS playlist, an ffconcat list, an SDP description, a DASH manifest...), and the caller did
+    not opt in with ``allow_playlists=True``. Refused before any reference is followed; the
+    message names the source and the format. Never handed over to another backend.
+    See ``docs/remote.md`` for the threat model.
+    """
+
+
+class RemoteSourceError(MediaDecodeError, OSError):
+    """A URL source (``http://``, ``s3://``, any fsspec URL) could not be read: an HTTP error
+    status (403, 5xx after the retries...), a refused or reset connection, a truncated body.
+
+    Attributes:
+        url: the URL with credentials redacted (``user:password@`` and signature/token query
+            parameters replaced by ``REDACTED``).
+        status: the HTTP status code when there was one (403, 404, 503...), else None.
+        reason: the underlying error in a few words.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
+                 reason: str | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return (_rebuild_remote_error, (type(self), str(self), self.url, self.status, self.reason))
+
+
+def _rebuild_remote_error(cls, message, url, status, reason):
+    return cls(message, url=url, status=status, reason=reason)
+
+
+class RemoteNotFoundError(RemoteSourceError, SourceNotFoundError):
+    """The URL names nothing (HTTP 404, no such S3 key); also a :class:`FileNotFoundError`."""
+
+
+class RemoteTimeoutError(RemoteSourceError, TimeoutError):
+    """The server did not connect or send data within the timeout (``timeout=``); also a
+    :class:`TimeoutError`."""

@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["configure", "clear", "lookup", "store", "file_key", "stats"]
+__all__ = ["configure", "clear", "lookup", "store", "file_key", "url_key", "stats"]
 
 _lock = threading.Lock()
 _memory: OrderedDict[str, dict] = OrderedDict()
@@ -75,6 +75,30 @@ def file_key(path: str, *parts: Any) -> str | None:
     except OSError:
         return None
     raw = json.dumps([real, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, *parts], default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def url_key(url: str, file: Any, *parts: Any) -> str | None:
+    """The cache key of a remote object opened as ``file`` (a
+    :class:`~mediadecode.remote.RemoteFile`) and the backend's ``parts``: the URL with its
+    credentials redacted, the size, and the version the store reports (ETag, modification
+    time). None when the store reports no version: such an object is not cached."""
+    from .remote import redact_url
+
+    keys = ("ETag", "etag", "LastModified", "last_modified", "mtime", "Last-Modified", "generation", "md5Hash")
+    f = getattr(file, "_f", None)
+    details = getattr(f, "details", None) or {}
+    version = [details.get(k) for k in keys]
+    if not any(version) and f is not None:
+        try:  # HTTP: opening asked only for the size; the file system's info has the version
+            details = f.fs.info(f.path)
+            version = [details.get(k) for k in keys]
+        except Exception:
+            return None
+    if not any(version):
+        return None
+    size = getattr(file, "size", None)
+    raw = json.dumps(["url", redact_url(url), size, version, *parts], default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -485,6 +485,8 @@ class DecordBackend:
         devices=("cpu",),
         media_types=("video", "audio"),
         source_kinds=("path", "bytes", "file"),
+        # decord reads a file object whole into memory: a URL would be downloaded entirely.
+        remote=False,
         seek_modes=("exact",),
         codecs=None,
         any_stream=False,

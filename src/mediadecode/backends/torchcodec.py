@@ -129,6 +129,11 @@ def _stream_metadata(tc_meta) -> StreamMetadata:
 
 
 def _container_metadata(source: Source) -> ContainerMetadata:
+    # torchcodec's FFmpeg has no protocol or format whitelist: check the source with the ffmpeg
+    # backend's safe defaults first, so that a playlist never makes it open other files.
+    from .ffmpeg import refuse_unsafe_formats
+
+    refuse_unsafe_formats(source)
     decoders = _decoders()
     try:
         cm = decoders.get_container_metadata(_tc_source(source))
@@ -395,6 +400,7 @@ class TorchCodecBackend:
         devices=("cpu", "cuda"),
         media_types=("video", "audio"),
         source_kinds=("path", "bytes", "file"),
+        remote=True,  # torchcodec reads a file object through AVIO callbacks, on demand
         seek_modes=("exact", "approximate"),
         codecs=None,
         # Another FFmpeg build: lossy audio decoders may differ by float rounding (measured
