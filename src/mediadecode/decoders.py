@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,6 +38,7 @@ from .errors import (
     MediaDecodeError,
     NoBackendError,
     StreamNotFoundError,
+    UnsafeMediaError,
     UnsupportedRequestError,
 )
 from .fallback import CpuFallbackStatus
@@ -121,9 +123,16 @@ class _Decoder:
         attempts: dict[str, str] = {}
         last_exc: BaseException | None = None
         for name in names:
+            if name != names[0]:  # fallbacks' availability was not checked by the plan
+                reason = registry.unavailable_reason(name)
+                if reason is not None:
+                    attempts[name] = f"unavailable: {reason}"
+                    continue
             cls = registry.get_backend_class(name)
             try:
                 reader = self._open_with(cls())
+            except UnsafeMediaError:
+                raise  # refused for safety: never handed to a backend with its own FFmpeg
             except UnsupportedRequestError as exc:
                 # The backend cannot serve this request (a stream it cannot select, a channel
                 # count it cannot mix to, a codec it lacks): the next one may.
@@ -255,6 +264,14 @@ class _Decoder:
         """The normalised :class:`~mediadecode.sources.Source` this decoder reads."""
         return self._source
 
+    @property
+    def stats(self) -> dict[str, int | None]:
+        """Remote read counters of a URL source (see ``docs/remote.md``): ``bytes_read``
+        (bytes transferred from storage), ``read_calls`` (range requests), ``retries``,
+        ``opens`` (files opened), summed over this decoder's life in this process; every value
+        is None for local paths, bytes and file objects."""
+        return self._source.stats
+
 
 def _as_index_list(indices: Any) -> list[int]:
     if isinstance(indices, Tensor):
@@ -293,8 +310,10 @@ class VideoDecoder(_Decoder):
     The public surface is torchcodec 0.17's ``VideoDecoder``; the backend is pluggable.
 
     Args:
-        source: a path (``str`` or ``os.PathLike``), ``bytes``, a 1-D ``torch.uint8`` tensor of
-            encoded bytes, or a binary file-like object with ``read`` and ``seek``.
+        source: a path (``str`` or ``os.PathLike``), a URL (``http(s)://``, ``s3://``, any
+            fsspec protocol; read with range requests, see ``docs/remote.md``), ``bytes``, a 1-D
+            ``torch.uint8`` tensor of encoded bytes, or a binary file-like object with ``read``
+            and ``seek``.
         stream_index: absolute index of the video stream; None picks FFmpeg's best video stream.
         dimension_order: ``"NCHW"`` (default; frames ``(3, H, W)``) or ``"NHWC"`` (``(H, W, 3)``).
         num_threads: decoding threads. None (default): 1 inside a DataLoader worker, otherwise 0,
@@ -308,6 +327,13 @@ class VideoDecoder(_Decoder):
             off on variable-frame-rate media.
         backend: backend name (see :func:`mediadecode.list_backends`); None follows the selection
             rules (``use_backend()``, ``MEDIADECODE_BACKEND``, the config file, then automatic).
+        storage_options: for a URL, options of its fsspec file system (credentials,
+            ``client_kwargs``...; ``block_size``/``cache_type`` for the file), as in pandas and
+            ``datasets``; ignored for local sources.
+        timeout: for a URL, seconds or ``(connect, read)`` seconds (default 10 s, 30 s).
+        allow_playlists: let FFmpeg open playlist-type formats (HLS, ffconcat, image-sequence
+            patterns...) that make it open other files; False (default) refuses them with
+            :class:`~mediadecode.errors.UnsafeMediaError`. Only for trusted local files.
 
     Attributes:
         metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
@@ -327,6 +353,11 @@ class VideoDecoder(_Decoder):
             source kind, seek mode, device or stream it lacks); a ``ValueError``.
         NoBackendError: in automatic selection, every backend tried failed (lists each and why).
         UnknownBackendError: ``backend`` names no registered backend.
+        UnsafeMediaError: a playlist-type format (HLS, concat...) without ``allow_playlists``.
+        RemoteSourceError: a URL that cannot be read, naming the redacted URL and the HTTP
+            status; ``RemoteNotFoundError`` (404, also ``FileNotFoundError``) and
+            ``RemoteTimeoutError`` (also ``TimeoutError``) are subclasses. Raised at open or
+            by any later read.
         ValueError, TypeError: invalid arguments.
     """
 
@@ -343,6 +374,9 @@ class VideoDecoder(_Decoder):
         seek_mode: str = "exact",
         backend: str | None = None,
         num_ffmpeg_threads: int | None = None,
+        storage_options: dict | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        allow_playlists: bool = False,
     ):
         if dimension_order not in ("NCHW", "NHWC"):
             raise ValueError(
@@ -368,6 +402,8 @@ class VideoDecoder(_Decoder):
             "backend": backend,
         }
         self._dimension_order = dimension_order
+        source = as_source(source, storage_options=storage_options, timeout=timeout,
+                           allow_playlists=allow_playlists)
         super().__init__(source, options)
 
     def _open_with(self, backend_obj):
@@ -443,11 +479,17 @@ class VideoDecoder(_Decoder):
         unique = sorted(set(keys))
         with self._lock:
             data, pts, dur = fetch(unique)
-        data = self._finish(data)
         if len(unique) != len(keys) or unique != keys:
             where = {k: n for n, k in enumerate(unique)}
-            order = torch.tensor([where[k] for k in keys], dtype=torch.long)
-            data, pts, dur = data[order], pts[order], dur[order]
+            order = [where[k] for k in keys]
+            if data.device.type == "cpu" and data.is_contiguous():
+                # numpy's take copies whole frames; torch's uint8 gather is ~10x slower here
+                data = torch.from_numpy(np.take(data.numpy(), order, axis=0))
+            else:
+                data = data[torch.tensor(order, dtype=torch.long, device=data.device)]
+            order_t = torch.tensor(order, dtype=torch.long)
+            pts, dur = pts[order_t], dur[order_t]
+        data = self._finish(data)
         return FrameBatch(data=data, pts_seconds=pts, duration_seconds=dur)
 
     # -- index access --------------------------------------------------------------------------
@@ -665,6 +707,7 @@ class AudioDecoder(_Decoder):
         sample_rate: output sample rate in Hz; None keeps the stream's.
         num_channels: output channel count (1 mixes down to mono); None keeps the stream's.
         backend: backend name; None follows the selection rules.
+        storage_options, timeout, allow_playlists: as for :class:`VideoDecoder`.
 
     Attributes:
         metadata (AudioStreamMetadata): the stream's own metadata (its native rate and channels).
@@ -687,6 +730,9 @@ class AudioDecoder(_Decoder):
         sample_rate: int | None = None,
         num_channels: int | None = None,
         backend: str | None = None,
+        storage_options: dict | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        allow_playlists: bool = False,
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
@@ -700,6 +746,8 @@ class AudioDecoder(_Decoder):
             "backend": backend,
             "device": "cpu",
         }
+        source = as_source(source, storage_options=storage_options, timeout=timeout,
+                           allow_playlists=allow_playlists)
         super().__init__(source, options)
 
     def _open_with(self, backend_obj):

@@ -157,8 +157,10 @@ def plan_backends(
 ) -> Plan:
     """Which backends to try for a request, in order, and why others are left out.
 
-    ``source_kind`` (``"path"``, ``"bytes"``, ``"file"``) and ``seek_mode`` are checked against
-    each backend's :class:`~mediadecode.capabilities.Capabilities` when given.
+    ``source_kind`` (``"path"``, ``"bytes"``, ``"file"``, ``"url"``) and ``seek_mode`` are
+    checked against each backend's :class:`~mediadecode.capabilities.Capabilities` when given
+    (a ``"url"`` needs ``Capabilities.remote``: backends that read file objects whole are
+    skipped).
 
     Raises:
         UnknownBackendError: an explicit name that is not registered.
@@ -192,20 +194,38 @@ def plan_backends(
     skipped: dict[str, str] = {}
     unavailable: dict[str, str] = {}
     basic: dict[str, str] = {}  # wrong media type or device
-    for info in registry.list_backends():
-        if not info.available:
-            unavailable[info.name] = info.reason
+    # Highest priority first. Availability is checked (which imports the backend's library, up
+    # to a second for some) only until the first backend that can serve; the ones after it are
+    # fallbacks, checked by the decoder only if it comes to trying them.
+    ranked = []
+    for name in registry.registry():
+        try:
+            cls = registry.get_backend_class(name)
+        except BackendUnavailableError as exc:
+            unavailable[name] = str(exc)
             continue
-        caps = info.capabilities or capabilities_of(registry.get_backend_class(info.name))
+        ranked.append((-int(getattr(cls, "priority", 0)), name, cls))
+    ranked.sort(key=lambda r: r[:2])
+    for _, name, cls in ranked:
+        if not names:
+            reason = registry.unavailable_reason(name)
+            if reason is not None:
+                unavailable[name] = reason
+                continue
+        try:
+            caps = capabilities_of(cls)
+        except Exception as exc:  # a plugin's malformed declaration: not usable
+            unavailable[name] = f"invalid capabilities: {exc}"
+            continue
         why = caps.cannot_serve(media_type=media_type, device=device)
         if why is not None:
-            basic[info.name] = why
+            basic[name] = why
             continue
         why = caps.cannot_serve(**request)
         if why is not None:
-            skipped[info.name] = why
+            skipped[name] = why
             continue
-        names.append(info.name)
+        names.append(name)
     if not names:
         if skipped:
             detail = "; ".join(f"{n} {why}" for n, why in skipped.items())

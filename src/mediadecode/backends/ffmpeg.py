@@ -86,6 +86,7 @@ _NEVER_FORMATS = {
 # First bytes of reference formats, to name the format in the refusal message.
 _REFERENCE_MAGIC = (
     (b"#EXTM3U", "hls"), (b"ffconcat version", "concat"), (b"v=0", "sdp"), (b"<MPD", "dash"),
+    (b"# VobSub index file", "vobsub"),
 )
 
 
@@ -130,7 +131,7 @@ def _open_options(source: Source) -> dict[str, str]:
     return {"protocol_whitelist": protocols, "format_whitelist": allowed}
 
 
-def _refusal(source: Source) -> "UnsafeMediaError | None":
+def _refusal(source: Source) -> Exception | None:
     """After FFmpeg refused a source with EINVAL: the UnsafeMediaError to raise when it was
     refused for its format (probed again with only the refused demuxers allowed and no
     protocol, so no reference can be followed), or None when the EINVAL had another cause."""
@@ -143,18 +144,24 @@ def _refusal(source: Source) -> "UnsafeMediaError | None":
     try:
         head = fobj.read(64)
         fobj.seek(0)
+        sniffed = next(
+            (name for magic, name in _REFERENCE_MAGIC if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(magic)),
+            "",
+        )
         try:
             with av.open(fobj, mode="r", metadata_errors="ignore",
                          options={"protocol_whitelist": "none", "format_whitelist": refused}) as c:
                 fmt = c.format.name
         except av.FFmpegError as exc:
-            if getattr(exc, "errno", None) == 22 and "ArgumentError" in type(exc).__name__:
-                return None  # not a refused format either: the EINVAL was about the media
+            # EINVAL again: not on this whitelist either, or a refused demuxer that failed to
+            # open a reference (the nested open of a concat list gives EINVAL too): decided
+            # by the first bytes. Any other error comes from a refused demuxer's own header.
+            if getattr(exc, "errno", None) == 22 and not sniffed:
+                return None  # the EINVAL was about the media itself
+            fmt = sniffed
     finally:
         if source.kind != "file":
             fobj.close()
-    if fmt is None:
-        fmt = next((name for magic, name in _REFERENCE_MAGIC if head.lstrip().startswith(magic)), "")
     names = fmt.split(",") if fmt else []
     desc = next((_REFERENCE_FORMATS.get(n) or _NEVER_FORMATS.get(n) for n in names
                  if n in _REFERENCE_FORMATS or n in _NEVER_FORMATS), "a playlist-type format")
@@ -425,6 +432,8 @@ class FFmpegVideoReader(_Base):
             key = None
             if source.kind == "path":
                 key = index_cache.file_key(source.value, "ffmpeg-video", 1, stream.index)
+            elif source.kind == "url":  # the scan reads the whole object: worth keeping
+                key = index_cache.url_key(source.value, self._fobj, "ffmpeg-video", 1, stream.index)
             cached = index_cache.lookup(key) or {}
             if seek_mode == "exact":
                 if "index" in cached:
@@ -456,7 +465,11 @@ class FFmpegVideoReader(_Base):
         return open_container(self._source)
 
     def _configure_threads(self) -> None:
-        if self._num_threads != 1:
+        if self._num_threads == 1:
+            # PyAV's default is slice threading with FFmpeg's automatic count: threads that a
+            # fork child would block on when freeing the decoder, and not "one thread".
+            self._stream.codec_context.thread_count = 1
+        else:
             cc = self._stream.codec_context
             cc.thread_type = "AUTO"  # frame threading, plus slice threading where it helps
             cc.thread_count = self._num_threads  # 0: FFmpeg picks from the core count
@@ -868,6 +881,7 @@ class FFmpegVideoReader(_Base):
         clone._container, clone._fobj = clone._open_container()
         try:
             clone._stream = clone._container.streams[self.metadata.stream_index]
+            clone._configure_threads()
         except BaseException:
             clone.close()
             raise
@@ -1068,6 +1082,10 @@ class FFmpegAudioReader(_Base):
             # Packed float32 ("flt"), one plane: PyAV's to_ndarray on planar frames with more than 8
             # channels reads past AVFrame.data[8] and crashes.
             resampler = av.AudioResampler(format="flt", layout=self._layout, rate=self.sample_rate)
+            # Frames already in float32 planar at the output rate and layout (MP3, AAC, Opus and
+            # Vorbis decoders give fltp) are taken as they are: (channels, samples) per frame.
+            direct = self._layout is None and self.sample_rate == self.metadata.sample_rate
+            planar = []  # (channels, samples) arrays; chunks: packed (1, samples * channels)
             chunks = []
             first_pts = None
             next_pts = None
@@ -1083,13 +1101,28 @@ class FFmpegAudioReader(_Base):
                     continue
                 if first_pts is None:
                     first_pts = t
+                if (
+                    direct
+                    and not chunks
+                    and frame.format.name == "fltp"
+                    and frame.sample_rate == self.sample_rate
+                    and len(frame.layout.channels) == self.num_channels <= 8
+                ):
+                    planar.append(frame.to_ndarray())
+                    continue
+                if planar:  # the stream changed format mid-way: pack what was taken directly
+                    chunks.append(np.concatenate(planar, axis=1).T.reshape(1, -1))
+                    planar = []
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())
-            if first_pts is not None:
+            if chunks:
                 for out in resampler.resample(None):
                     chunks.append(out.to_ndarray())
         except av.FFmpegError as exc:
             raise DecodingError(f"{self._source.name}: audio decoding failed: {_reason(exc)}") from exc
+        if planar:
+            data = planar[0] if len(planar) == 1 else np.concatenate(planar, axis=1)
+            return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), first_pts
         if not chunks:
             return torch.empty((self.num_channels, 0), dtype=torch.float32), (
                 first_pts if first_pts is not None else start_seconds
