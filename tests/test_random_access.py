@@ -130,3 +130,31 @@ def test_one_seek_per_gop(references):
         seeks.clear()
         dec.get_frames_at([24, 25, 26, 27])  # one GOP, forward
         assert len(seeks) <= 1
+
+
+def test_unrequested_non_reference_frames_are_skipped(references, monkeypatch):
+    """Decoding forward to a frame late in a GOP lets FFmpeg skip the disposable B-frames in
+    between (skip_frame=NONREF packet by packet); the requested frames are still FFmpeg's."""
+    from mediadecode.backends.ffmpeg import FFmpegVideoReader
+
+    path, ref = references["h264_bframes.mp4"]  # GOP 12, B-frames
+    decoded = {}
+    for skip in (False, True):
+        monkeypatch.setattr(FFmpegVideoReader, "_skip_nonref", skip)
+        counts = []
+        original = FFmpegVideoReader._next_frame
+
+        def counting(self, original=original, counts=counts):
+            had_pending = self._pending is not None
+            frame = original(self)
+            if frame is not None and not had_pending:
+                counts.append(frame.pts)
+            return frame
+
+        monkeypatch.setattr(FFmpegVideoReader, "_next_frame", counting)
+        with md.VideoDecoder(path, dimension_order="NHWC", num_threads=1) as dec:
+            got = dec.get_frames_at([11, 23, 35]).data.numpy()
+        monkeypatch.setattr(FFmpegVideoReader, "_next_frame", original)
+        assert np.array_equal(got, ref.frames[[11, 23, 35]])
+        decoded[skip] = len(counts)
+    assert decoded[True] < decoded[False], decoded

@@ -100,6 +100,50 @@ def test_allowed_concat_list_of_local_media_decodes(files):
         assert np.array_equal(batch.data[i].permute(1, 2, 0).numpy(), reference[i]), i
 
 
+def test_allowed_concat_list_random_access(files):
+    """A concat demuxer refuses seeks past its first file: the reader decodes forward from the
+    start instead, and random access still gives FFmpeg's frames."""
+    import av
+
+    reference = []
+    with av.open("file:" + str(files["concat_local"]), options={"protocol_whitelist": "file"}) as c:
+        for frame in c.decode(video=0):
+            reference.append(frame.to_ndarray(format="rgb24"))
+    indices = [90, 3, 60, 47, 95, 0]
+    with md.VideoDecoder(files["concat_local"], allow_playlists=True, backend="ffmpeg",
+                         dimension_order="NHWC") as dec:
+        batch = dec.get_frames_at(indices)
+        single = dec[50]
+    for k, i in enumerate(indices):
+        assert np.array_equal(batch.data[k].numpy(), reference[i]), i
+    assert np.array_equal(single.numpy(), reference[50])
+
+
+def test_allowed_hls_playlist_decodes_with_random_access(files, tmp_path):
+    if MEDIA_FFMPEG is None:
+        pytest.skip("the ffmpeg command is not installed")
+    import subprocess
+
+    import av
+
+    playlist = tmp_path / "play.m3u8"
+    subprocess.run([MEDIA_FFMPEG, "-v", "error", "-y", "-i", str(files["a"]), "-c", "copy",
+                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+                    "-hls_segment_filename", str(tmp_path / "seg%03d.ts"), str(playlist)],
+                   check=True, timeout=60)
+    reference = []
+    with av.open("file:" + str(playlist), options={"protocol_whitelist": "file"}) as c:
+        for frame in c.decode(video=0):
+            reference.append(frame.to_ndarray(format="rgb24"))
+    with md.VideoDecoder(playlist, allow_playlists=True, backend="ffmpeg", dimension_order="NHWC") as dec:
+        n = len(dec)
+        assert n == len(reference) > 0
+        indices = [n - 1, 0, n // 2]
+        batch = dec.get_frames_at(indices)
+    for k, i in enumerate(indices):
+        assert np.array_equal(batch.data[k].numpy(), reference[i]), i
+
+
 def test_allowed_hls_playlist_of_local_segments_opens(files, tmp_path):
     if MEDIA_FFMPEG is None:
         pytest.skip("the ffmpeg command is not installed")

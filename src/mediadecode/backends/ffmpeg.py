@@ -384,6 +384,10 @@ class _Base:
 # Video readers with FFmpeg decoder threads; parked (see FFmpegVideoReader._park) before fork.
 _THREADED_READERS: "weakref.WeakSet[FFmpegVideoReader]" = weakref.WeakSet()
 
+# Decoders that read AVCodecContext.skip_frame packet by packet (others, libdav1d among them, read
+# it once when the codec opens, so changing it mid-stream would skip frames for good).
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg2video", "mpeg4"})
+
 # At most this many GOPs of one request decode at once (one thread and one decoder each).
 _MAX_PARALLEL_GOPS = 8
 
@@ -403,6 +407,9 @@ class FFmpegVideoReader(_Base):
     frames_are_rotated = False
     # Whether a request spanning several GOPs may be decoded by clones in parallel threads.
     _gop_parallel = True
+    # Whether exact-mode requests let FFmpeg skip non-reference frames nobody asked for
+    # (AVCodecContext.skip_frame = AVDISCARD_NONREF, set packet by packet).
+    _skip_nonref = True
 
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str, num_threads: int):
         super().__init__(source)
@@ -414,6 +421,8 @@ class FFmpegVideoReader(_Base):
         self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
         self._reformatter = None
         self._workers: list[FFmpegVideoReader] = []  # single-threaded clones for GOP-parallel decode
+        self._wanted: set[int] | None = None  # pts the current exact request needs
+        self._skipped: set[int] = set()  # pts of packets skipped since the last seek
         self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
         self._container, self._fobj = self._open_container()
@@ -608,13 +617,37 @@ class FFmpegVideoReader(_Base):
     # frame consumed: every frame with pts <= _cursor is behind us (None: position unknown).
 
     def _seek_to_start(self) -> None:
-        self._container.seek(0, backward=True, any_frame=False)
+        try:
+            self._container.seek(0, backward=True, any_frame=False)
+        except _av().FFmpegError:
+            # Some demuxers (HLS, concat lists: allow_playlists=True) refuse to seek: open the
+            # source again, which starts at the beginning.
+            self._reopen()
         self._frames = self._pending = self._cursor = None
+        self._skipped = set()
         self._at_start = True
 
+    def _reopen(self) -> None:
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            frames.close()
+        meta = getattr(self, "metadata", None)
+        index = meta.stream_index if meta is not None else self._stream.index
+        _Base.close(self)
+        self._container, self._fobj = self._open_container()
+        self._stream = self._container.streams[index]
+        self._configure_threads()
+
     def _seek(self, ts: int) -> None:
-        self._container.seek(ts, backward=True, any_frame=False, stream=self._stream)
+        try:
+            self._container.seek(ts, backward=True, any_frame=False, stream=self._stream)
+        except _av().FFmpegError:
+            # A demuxer that cannot seek there (a concat list past its first file): decode
+            # forward from the start instead.
+            self._seek_to_start()
+            return
         self._frames = self._pending = self._cursor = None
+        self._skipped = set()
         self._at_start = False
 
     def _frame_iter(self):
@@ -623,8 +656,19 @@ class FFmpegVideoReader(_Base):
         the rest of the stream; after _MAX_BAD_PACKETS rejected packets in a row it gives up."""
         av = _av()
         bad = 0
+        cc = self._stream.codec_context
+        skipping = None  # unknown: the first packet sets skip_frame either way
         try:
             for packet in self._container.demux(self._stream):
+                # A packet whose frame the request does not need: FFmpeg may skip it if no other
+                # frame refers to it (a disposable B-frame). Requested frames always decode.
+                wanted = self._wanted
+                skip = wanted is not None and packet.pts is not None and packet.pts not in wanted
+                if skip != skipping:
+                    cc.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
+                if skip:
+                    self._skipped.add(packet.pts)
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError as exc:
@@ -713,11 +757,30 @@ class FFmpegVideoReader(_Base):
     def _decode_exact(self, targets: Sequence[int], into=None, base: int = 0):
         """For each sorted target pts (ticks), the frame with exactly that pts. ``into`` (an
         ``(out, pts_out, dur_out)`` triple from another call) receives them from slot ``base`` on;
-        by default new arrays are made."""
+        by default new arrays are made.
+
+        Non-reference frames that are not requested may be skipped by the decoder; if a request
+        fails while skipping, it is decoded again without skipping before the error is raised.
+        """
         n = len(targets)
-        out, pts_out, dur_out = into if into is not None else (self._alloc(n), [0] * n, [0] * n)
+        into = into if into is not None else (self._alloc(n), [0] * n, [0] * n)
+        if not self._skip_nonref or self._stream.codec_context.name not in _SKIP_NONREF_CODECS:
+            return self._decode_exact_once(targets, into, base)
+        self._wanted = set(targets)
+        try:
+            return self._decode_exact_once(targets, into, base)
+        except DecodingError:
+            self._skip_nonref = False  # this reader decodes every frame from now on
+            self._wanted = None
+            self._frames = self._pending = self._cursor = None  # position unknown: seek again
+            return self._decode_exact_once(targets, into, base)
+        finally:
+            self._wanted = None
+
+    def _decode_exact_once(self, targets: Sequence[int], into, base: int):
+        out, pts_out, dur_out = into
         for slot, target in enumerate(targets, start=base):
-            if self._must_seek(target):
+            if self._must_seek(target) or target in self._skipped:
                 self._reach(target)
             while True:
                 frame = self._next_frame()
@@ -877,6 +940,8 @@ class FFmpegVideoReader(_Base):
         clone._last_error = ""
         clone._reformatter = None
         clone._workers = []
+        clone._wanted = None
+        clone._skipped = set()
         clone._num_threads = 1
         clone._container, clone._fobj = clone._open_container()
         try:

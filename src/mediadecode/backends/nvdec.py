@@ -172,6 +172,7 @@ class NVDECVideoReader(FFmpegVideoReader):
     """
 
     _gop_parallel = False  # one hardware decoder per stream; NVDEC runs in parallel on its own
+    _skip_nonref = False  # not yet checked on a GPU
 
     def __init__(
         self,
