@@ -1154,8 +1154,10 @@ class FFmpegAudioReader(_Base):
             chunks = []
             first_pts = None
             next_pts = None
+            num, den = tb.numerator, tb.denominator
             for frame in self._container.decode(stream):
-                t = float(frame.pts * tb) if frame.pts is not None else next_pts
+                # (pts * num) / den: the correctly rounded seconds, as float(Fraction), cheaper
+                t = (frame.pts * num) / den if frame.pts is not None else next_pts
                 if t is None:
                     t = begin
                 end = t + frame.samples / frame.sample_rate
