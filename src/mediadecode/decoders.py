@@ -477,6 +477,18 @@ class VideoDecoder(_Decoder):
         if not keys:
             return self._empty()
         unique = sorted(set(keys))
+        if (len(unique) != len(keys) or unique != keys) and getattr(
+            getattr(fetch, "__self__", None), "fills_positions", False
+        ):
+            # The reader writes each frame straight to every position that asks for it: no
+            # second, gathered copy of the batch.
+            where = {k: n for n, k in enumerate(unique)}
+            positions: list[list[int]] = [[] for _ in unique]
+            for pos, k in enumerate(keys):
+                positions[where[k]].append(pos)
+            with self._lock:
+                data, pts, dur = fetch(unique, positions=positions)
+            return FrameBatch(data=self._finish(data), pts_seconds=pts, duration_seconds=dur)
         with self._lock:
             data, pts, dur = fetch(unique)
         if len(unique) != len(keys) or unique != keys:

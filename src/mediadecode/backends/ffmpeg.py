@@ -754,16 +754,33 @@ class FFmpegVideoReader(_Base):
                 return
             attempt += 1
 
+    def _new_into(self, n: int, positions=None):
+        """Output arrays for ``n`` requested frames: ``(out, pts_out, dur_out, positions)``.
+        ``positions`` (None: slot k is output k) lists, for each requested frame, the output
+        positions that receive it (duplicates and the caller's order, so no second gather)."""
+        total = n if positions is None else sum(len(p) for p in positions)
+        return (self._alloc(total), [0] * total, [0] * total, positions)
+
+    def _emit_into(self, frame, into, slot: int) -> None:
+        out, pts_out, dur_out, positions = into
+        if positions is None:
+            self._emit(frame, out, pts_out, dur_out, slot)
+            return
+        first, *rest = positions[slot]
+        self._emit(frame, out, pts_out, dur_out, first)
+        for d in rest:
+            out[d] = out[first]
+            pts_out[d], dur_out[d] = pts_out[first], dur_out[first]
+
     def _decode_exact(self, targets: Sequence[int], into=None, base: int = 0):
-        """For each sorted target pts (ticks), the frame with exactly that pts. ``into`` (an
-        ``(out, pts_out, dur_out)`` triple from another call) receives them from slot ``base`` on;
-        by default new arrays are made.
+        """For each sorted target pts (ticks), the frame with exactly that pts. ``into`` (from
+        :meth:`_new_into`, maybe shared with other readers) receives them from slot ``base`` on;
+        by default new arrays are made. Returns ``into``.
 
         Non-reference frames that are not requested may be skipped by the decoder; if a request
         fails while skipping, it is decoded again without skipping before the error is raised.
         """
-        n = len(targets)
-        into = into if into is not None else (self._alloc(n), [0] * n, [0] * n)
+        into = into if into is not None else self._new_into(len(targets))
         if not self._skip_nonref or self._stream.codec_context.name not in _SKIP_NONREF_CODECS:
             return self._decode_exact_once(targets, into, base)
         self._wanted = set(targets)
@@ -778,7 +795,6 @@ class FFmpegVideoReader(_Base):
             self._wanted = None
 
     def _decode_exact_once(self, targets: Sequence[int], into, base: int):
-        out, pts_out, dur_out = into
         for slot, target in enumerate(targets, start=base):
             if self._must_seek(target) or target in self._skipped:
                 self._reach(target)
@@ -792,15 +808,14 @@ class FFmpegVideoReader(_Base):
                         f"could not be decoded{why}"
                     )
                 if frame.pts == target:
-                    self._emit(frame, out, pts_out, dur_out, slot)
+                    self._emit_into(frame, into, slot)
                     break
-        return out, pts_out, dur_out
+        return into
 
-    def _decode_played(self, targets: Sequence[int]):
+    def _decode_played(self, targets: Sequence[int], positions=None):
         """For each sorted target time (ticks), the last frame with pts <= target (the first
-        frame of the stream for a target before it)."""
-        n = len(targets)
-        out, pts_out, dur_out = self._alloc(n), [0] * n, [0] * n
+        frame of the stream for a target before it). Returns :meth:`_new_into`'s arrays."""
+        into = self._new_into(len(targets), positions)
         prev = None  # the last consumed frame; its pts <= the current target
         for slot, target in enumerate(targets):
             if prev is None or self._must_seek(target):
@@ -817,10 +832,10 @@ class FFmpegVideoReader(_Base):
                             f"{self._source.name}: no frame decodes at "
                             f"{float(target * self._tb):.6f} s"
                         )
-                    self._emit(chosen, out, pts_out, dur_out, slot)
+                    self._emit_into(chosen, into, slot)
                     break
                 prev = frame
-        return out, pts_out, dur_out
+        return into
 
     def _alloc(self, n: int) -> np.ndarray:
         width, height = self._coded_size
@@ -957,9 +972,8 @@ class FFmpegVideoReader(_Base):
         for worker in workers:
             worker.close()
 
-    def _decode_parallel(self, targets: Sequence[int], chunks: list[tuple[int, int]]):
-        n = len(targets)
-        into = (self._alloc(n), [0] * n, [0] * n)
+    def _decode_parallel(self, targets: Sequence[int], chunks: list[tuple[int, int]], positions=None):
+        into = self._new_into(len(targets), positions)
         while len(self._workers) < len(chunks):
             self._workers.append(self._clone())
         # Give each chunk the clone that can reach it without seeking, if there is one.
@@ -990,33 +1004,37 @@ class FFmpegVideoReader(_Base):
 
     # -- primitives ----------------------------------------------------------------------------
 
-    def get_frames_at(self, indices: Sequence[int]):
+    # The facade may pass ``positions`` (see _new_into): the output is then already in the
+    # caller's order, duplicates included.
+    fills_positions = True
+
+    def get_frames_at(self, indices: Sequence[int], positions=None):
         with self._lock:
             self._ensure_open()
-            return self._get_frames_at(indices)
+            return self._get_frames_at(indices, positions)
 
-    def _get_frames_at(self, indices: Sequence[int]):
+    def _get_frames_at(self, indices: Sequence[int], positions=None):
         if self._pts:
             targets = [self._pts[i] for i in indices]
             chunks = self._plan_parallel(targets)
             if chunks is not None:
-                return self._result(*self._decode_parallel(targets, chunks))
-            return self._result(*self._decode_exact(targets))
+                return self._result(*self._decode_parallel(targets, chunks, positions)[:3])
+            return self._result(*self._decode_exact(targets, self._new_into(len(targets), positions))[:3])
         fps = self.metadata.average_fps
         begin = self.metadata.begin_stream_seconds or 0.0
-        return self._get_frames_played_at([begin + (i + 0.5) / fps for i in indices])
+        return self._get_frames_played_at([begin + (i + 0.5) / fps for i in indices], positions)
 
     def _ticks(self, seconds: float) -> int:
         return int(math.floor(seconds / self._tb + 1e-6))
 
-    def get_frames_played_at(self, seconds: Sequence[float]):
+    def get_frames_played_at(self, seconds: Sequence[float], positions=None):
         with self._lock:
             self._ensure_open()
-            return self._get_frames_played_at(seconds)
+            return self._get_frames_played_at(seconds, positions)
 
-    def _get_frames_played_at(self, seconds: Sequence[float]):
+    def _get_frames_played_at(self, seconds: Sequence[float], positions=None):
         targets = [self._ticks(s) for s in seconds]
-        return self._result(*self._decode_played(targets))
+        return self._result(*self._decode_played(targets, positions)[:3])
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
         """The frame on screen at ``start_seconds`` and every frame with pts below

@@ -173,6 +173,7 @@ class NVDECVideoReader(FFmpegVideoReader):
 
     _gop_parallel = False  # one hardware decoder per stream; NVDEC runs in parallel on its own
     _skip_nonref = False  # not yet checked on a GPU
+    fills_positions = False  # frames live in a GPU batch until _result
 
     def __init__(
         self,
