@@ -44,7 +44,7 @@ import torch
 
 from .. import registry, selection
 from ..decoders import AudioDecoder
-from ..errors import DecodingError, InvalidMediaError, StreamNotFoundError, UnsupportedRequestError
+from ..errors import DecodingError, StreamNotFoundError, UnsupportedRequestError
 from ..sources import Source, as_source
 
 __all__ = [
@@ -114,32 +114,8 @@ def _open(source: Source, format: str | None):
     """``(container, file_to_close_or_None)`` opened by FFmpeg, with ``format`` as the demuxer."""
     from ..backends.ffmpeg import open_container
 
-    if format is None:
-        return open_container(source)
-    import av
-
     demuxer = "ogg" if format == "vorbis" else format  # as torchaudio 2.1 did
-    fobj = None
-    try:
-        if source.kind == "path":
-            container = av.open(
-                "file:" + source.value,
-                mode="r",
-                format=demuxer,
-                options={"protocol_whitelist": "file"},
-                metadata_errors="ignore",
-            )
-        else:
-            fobj = source.open_binary()
-            container = av.open(fobj, mode="r", format=demuxer, metadata_errors="ignore")
-    except (av.FFmpegError, ValueError) as exc:
-        if fobj is not None and source.owns_file:
-            fobj.close()
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InvalidMediaError(
-            f"{source.name}: cannot be read as media with format {format!r}: {reason}"
-        ) from exc
-    return container, (fobj if source.owns_file else None)
+    return open_container(source, format=demuxer)
 
 
 def _close(container, fobj) -> None:

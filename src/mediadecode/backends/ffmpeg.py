@@ -194,7 +194,7 @@ def refuse_unsafe_formats(source: Source) -> None:
         fobj.close()
 
 
-def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
+def open_container(source: Source, *, hwaccel: Any = None, format: str | None = None) -> tuple[Any, Any]:
     """Open ``source`` with FFmpeg; returns ``(container, file_object_to_close_or_None)``.
 
     Local paths are opened by FFmpeg's own ``file`` protocol and only that protocol is allowed;
@@ -204,11 +204,12 @@ def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
     the input (HLS, DASH, concat, image-sequence patterns...) are refused through FFmpeg's
     ``format_whitelist`` unless ``source.allow_playlists``; network-session demuxers and devices
     always. Text files, which FFmpeg's ``tty`` demuxer would show as ANSI-art video, are refused.
-    ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) is passed to ``av.open`` for hardware decoding.
+    ``hwaccel`` (an ``av.codec.hwaccel.HWAccel``) is passed to ``av.open`` for hardware decoding;
+    ``format`` names the demuxer instead of probing (still subject to the same refusals).
 
     Raises:
-        InvalidMediaError: FFmpeg cannot read the source as media (the message names the source
-            and gives FFmpeg's reason).
+        InvalidMediaError: FFmpeg cannot read the source as media, or as ``format`` (the message
+            names the source and gives FFmpeg's reason).
         UnsafeMediaError: a playlist-type format without ``allow_playlists`` (names the format).
         RemoteSourceError: a URL source that cannot be read (its subclasses for 404 and
             timeouts); raised from inside FFmpeg's reads unchanged.
@@ -216,6 +217,9 @@ def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
     av = _av()
     fobj = None
     extra = {} if hwaccel is None else {"hwaccel": hwaccel}
+    if format is not None:
+        extra["format"] = format
+    as_what = "media" if format is None else f"media with format {format!r}"
     options = _open_options(source)
     try:
         if source.kind == "path":
@@ -236,7 +240,14 @@ def open_container(source: Source, *, hwaccel: Any = None) -> tuple[Any, Any]:
             refusal = _refusal(source)
             if refusal is not None:
                 raise refusal from None
-        raise InvalidMediaError(f"{source.name}: cannot be read as media: {_reason(exc)}") from exc
+        raise InvalidMediaError(f"{source.name}: cannot be read as {as_what}: {_reason(exc)}") from exc
+    except ValueError as exc:
+        if fobj is not None and source.owns_file:
+            fobj.close()
+        if format is None:
+            raise
+        # PyAV's answer to a demuxer name FFmpeg does not know
+        raise InvalidMediaError(f"{source.name}: cannot be read as {as_what}: {exc}") from exc
     except Exception:
         if fobj is not None and source.owns_file:
             fobj.close()
