@@ -425,15 +425,7 @@ class FFmpegVideoReader(_Base):
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str, num_threads: int):
         super().__init__(source)
         av = _av()
-        self._frames = self._pending = self._cursor = None
-        self._at_start = True
-        self._lock = threading.RLock()
-        self._parked = False
-        self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
-        self._reformatter = None
-        self._workers: list[FFmpegVideoReader] = []  # single-threaded clones for GOP-parallel decode
-        self._wanted: set[int] | None = None  # pts the current exact request needs
-        self._skipped: set[int] = set()  # pts of packets skipped since the last seek
+        self._init_state()
         self._keyframe_pts: list[int] = []  # keyframes' pts, ascending, exact mode
         self._pts: list[int] = []  # every frame's pts in presentation order, exact mode
         self._container, self._fobj = self._open_container()
@@ -477,7 +469,25 @@ class FFmpegVideoReader(_Base):
             self.close()
             raise
 
+    def _init_state(self) -> None:
+        """This reader's own decoding state (a clone gets a fresh one too)."""
+        self._frames = self._pending = self._cursor = None
+        self._at_start = True
+        self._lock = threading.RLock()
+        self._parked = False
+        self._last_error = ""  # FFmpeg's reason for the last packet the decoder rejected
+        self._reformatter = None
+        self._workers: list[FFmpegVideoReader] = []  # single-threaded clones for GOP-parallel decode
+        self._wanted: set[int] | None = None  # pts the current exact request needs
+        self._skipped: set[int] = set()  # pts of packets skipped since the last seek
+
     # -- opening -------------------------------------------------------------------------------
+
+    def _attach(self, stream_index: int) -> None:
+        """Open the source again and take stream ``stream_index``, with this reader's threads."""
+        self._container, self._fobj = self._open_container()
+        self._stream = self._container.streams[stream_index]
+        self._configure_threads()
 
     def _open_container(self) -> tuple[Any, Any]:
         """``open_container(self._source)``; a subclass may open it differently (hardware
@@ -531,9 +541,7 @@ class FFmpegVideoReader(_Base):
             return
         if not self._parked:
             raise ValueError(f"{self._source.name}: the reader is closed")
-        self._container, self._fobj = self._open_container()
-        self._stream = self._container.streams[self.metadata.stream_index]
-        self._configure_threads()
+        self._attach(self.metadata.stream_index)
         self._parked = False
         self._seek_to_start()
 
@@ -645,9 +653,7 @@ class FFmpegVideoReader(_Base):
         meta = getattr(self, "metadata", None)
         index = meta.stream_index if meta is not None else self._stream.index
         _Base.close(self)
-        self._container, self._fobj = self._open_container()
-        self._stream = self._container.streams[index]
-        self._configure_threads()
+        self._attach(index)
 
     def _seek(self, ts: int) -> None:
         try:
@@ -959,20 +965,10 @@ class FFmpegVideoReader(_Base):
                           "_pts", "_keyframe_pts", "_coded_size", "_forward_window")
             }
         )
-        clone._frames = clone._pending = clone._cursor = None
-        clone._at_start = True
-        clone._lock = threading.RLock()
-        clone._parked = False
-        clone._last_error = ""
-        clone._reformatter = None
-        clone._workers = []
-        clone._wanted = None
-        clone._skipped = set()
+        clone._init_state()
         clone._num_threads = 1
-        clone._container, clone._fobj = clone._open_container()
         try:
-            clone._stream = clone._container.streams[self.metadata.stream_index]
-            clone._configure_threads()
+            clone._attach(self.metadata.stream_index)
         except BaseException:
             clone.close()
             raise
