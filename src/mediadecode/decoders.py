@@ -473,36 +473,35 @@ class VideoDecoder(_Decoder):
         return FrameBatch(data, empty_pts(), empty_pts())
 
     def _batch_for(self, fetch, keys: list) -> FrameBatch:
-        """Fetch unique sorted keys once, then gather them back into the requested order."""
+        """Fetch unique sorted keys once, in the requested order: a reader that declares
+        ``fills_positions`` writes each frame to every position asking for it; otherwise the
+        unique frames are gathered back into that order."""
         if not keys:
             return self._empty()
         unique = sorted(set(keys))
-        if (len(unique) != len(keys) or unique != keys) and getattr(
-            getattr(fetch, "__self__", None), "fills_positions", False
-        ):
-            # The reader writes each frame straight to every position that asks for it: no
-            # second, gathered copy of the batch.
-            where = {k: n for n, k in enumerate(unique)}
+        if unique == keys:
+            with self._lock:
+                data, pts, dur = fetch(unique)
+            return FrameBatch(data=self._finish(data), pts_seconds=pts, duration_seconds=dur)
+        where = {k: n for n, k in enumerate(unique)}
+        order = [where[k] for k in keys]
+        if getattr(getattr(fetch, "__self__", None), "fills_positions", False):
+            # no second, gathered copy of the batch
             positions: list[list[int]] = [[] for _ in unique]
-            for pos, k in enumerate(keys):
-                positions[where[k]].append(pos)
+            for pos, u in enumerate(order):
+                positions[u].append(pos)
             with self._lock:
                 data, pts, dur = fetch(unique, positions=positions)
             return FrameBatch(data=self._finish(data), pts_seconds=pts, duration_seconds=dur)
         with self._lock:
             data, pts, dur = fetch(unique)
-        if len(unique) != len(keys) or unique != keys:
-            where = {k: n for n, k in enumerate(unique)}
-            order = [where[k] for k in keys]
-            if data.device.type == "cpu" and data.is_contiguous():
-                # numpy's take copies whole frames; torch's uint8 gather is ~10x slower here
-                data = torch.from_numpy(np.take(data.numpy(), order, axis=0))
-            else:
-                data = data[torch.tensor(order, dtype=torch.long, device=data.device)]
-            order_t = torch.tensor(order, dtype=torch.long)
-            pts, dur = pts[order_t], dur[order_t]
-        data = self._finish(data)
-        return FrameBatch(data=data, pts_seconds=pts, duration_seconds=dur)
+        if data.device.type == "cpu" and data.is_contiguous():
+            # numpy's take copies whole frames; torch's uint8 gather is ~10x slower here
+            data = torch.from_numpy(np.take(data.numpy(), order, axis=0))
+        else:
+            data = data[torch.tensor(order, dtype=torch.long, device=data.device)]
+        order_t = torch.tensor(order, dtype=torch.long)
+        return FrameBatch(data=self._finish(data), pts_seconds=pts[order_t], duration_seconds=dur[order_t])
 
     # -- index access --------------------------------------------------------------------------
 

@@ -923,7 +923,7 @@ class FFmpegVideoReader(_Base):
         if not self._must_seek(targets[0]):
             return None  # sequential reading (iteration): continue this reader's decode
         keys, pts = self._keyframe_pts, self._pts
-        groups = []  # [start, stop, frames to decode] per GOP touched
+        groups = []  # [start, stop, frames to decode, GOP number] per GOP touched
         for n, target in enumerate(targets):
             g = bisect.bisect_right(keys, target) - 1
             if groups and groups[-1][3] == g:
@@ -950,9 +950,8 @@ class FFmpegVideoReader(_Base):
             ):
                 chunks.append((start, g[1]))
                 start = g[1]
-        chunks.append((start, len(targets)))
-        chunks = [c for c in chunks if c[1] > c[0]]
-        return chunks if len(chunks) > 1 else None
+        chunks.append((start, len(targets)))  # never empty: chunks close only before a GOP left
+        return chunks
 
     def _clone(self) -> "FFmpegVideoReader":
         """A single-threaded reader of the same stream sharing this one's frame index."""
