@@ -288,3 +288,13 @@ def count_open_fds() -> int | None:
         return len(os.listdir("/proc/self/fd"))
     except FileNotFoundError:
         return None
+
+
+@pytest.fixture(scope="module")
+def module_decoders():
+    """A dict for decoders that one test module reuses across many (hypothesis) examples, so
+    that a reader's position left by the last request is exercised; closed after the module."""
+    decoders: dict = {}
+    yield decoders
+    for dec in decoders.values():
+        dec.close()

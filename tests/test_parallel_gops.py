@@ -4,7 +4,6 @@ exactly FFmpeg's sequential decode (PyAV), whatever the cut."""
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -141,13 +140,13 @@ index_lists = st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_
 @pytest.mark.parametrize("workers", [2, 3, 5])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=index_lists)
-def test_any_cut_equals_sequential_decode(refs, name, workers, raw):
+def test_any_cut_equals_sequential_decode(refs, module_decoders, name, workers, raw):
     path, ref = refs[name]
     n = len(ref)
     key = (name, workers)
-    dec = _DECODERS.get(key)
+    dec = module_decoders.get(key)
     if dec is None:
-        dec = _DECODERS[key] = md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg")
+        dec = module_decoders[key] = md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg")
         reader = dec._r
         reader._parallel_workers = lambda: workers  # this reader only
         reader._PARALLEL_MIN_FRAMES = 1
@@ -155,14 +154,3 @@ def test_any_cut_equals_sequential_decode(refs, name, workers, raw):
     batch = dec.get_frames_at(indices)
     assert np.array_equal(batch.data.numpy(), ref.frames[indices])
     assert batch.pts_seconds.tolist() == ref.times[indices].tolist()
-
-
-_DECODERS: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_decoders():
-    yield
-    for dec in _DECODERS.values():
-        dec.close()
-    _DECODERS.clear()

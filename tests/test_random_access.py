@@ -59,30 +59,19 @@ index_lists = st.lists(st.integers(min_value=-200, max_value=200), min_size=0, m
 @pytest.mark.parametrize("num_threads", [1, 0])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=index_lists)
-def test_get_frames_at_equals_sequential_decode(references, name, num_threads, raw):
+def test_get_frames_at_equals_sequential_decode(references, module_decoders, name, num_threads, raw):
     path, ref = references[name]
     n = len(ref)
     key = (name, num_threads)
-    decoder = _DECODERS.get(key)
+    decoder = module_decoders.get(key)
     if decoder is None:
-        decoder = _DECODERS[key] = md.VideoDecoder(path, dimension_order="NHWC", num_threads=num_threads)
+        decoder = module_decoders[key] = md.VideoDecoder(path, dimension_order="NHWC", num_threads=num_threads)
     indices = [i % (2 * n) - n for i in raw]  # in range, negatives and duplicates included
     batch = decoder.get_frames_at(indices)
     want = [i % n for i in indices]
     assert batch.data.shape == (len(indices), *ref.frames.shape[1:])
     assert np.array_equal(batch.data.numpy(), ref.frames[want])
     assert batch.pts_seconds.tolist() == ref.times[want].tolist()
-
-
-_DECODERS: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_decoders():
-    yield
-    for dec in _DECODERS.values():
-        dec.close()
-    _DECODERS.clear()
 
 
 @pytest.mark.parametrize("name", FILES)
