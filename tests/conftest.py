@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mediadecode.testing._media import _pattern as _kit_pattern
+
 # The shared media corpus lives next to the repository: <repo>/../shared/media.
 MEDIA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 MEDIA_MISSING_REASON = (
@@ -138,18 +140,8 @@ class Generated:
         return float(self.pts[0] * self.time_base)
 
 
-def pattern(i: int, width: int, height: int) -> np.ndarray:
-    """A distinct, compressible RGB picture for frame ``i``: moving gradients and a bright square."""
-    y, x = np.mgrid[0:height, 0:width]
-    img = np.empty((height, width, 3), dtype=np.uint8)
-    img[..., 0] = (x * 4 + i * 9) % 256
-    img[..., 1] = (y * 5 + i * 5) % 256
-    img[..., 2] = ((x + y) * 2 + i * 13) % 256
-    s = max(4, min(width, height) // 4)
-    ox = (i * 3) % max(1, width - s)
-    oy = (i * 2) % max(1, height - s)
-    img[oy:oy + s, ox:ox + s] = 255 - (i * 17) % 128
-    return img
+# The conformance kit's picture (moving gradients and a bright square), so both make the same media.
+pattern = _kit_pattern
 
 
 def _need_encoder(name: str) -> None:
