@@ -86,12 +86,7 @@ def test_network_session_formats_are_refused_even_when_playlists_are_allowed(fil
 
 
 def test_allowed_concat_list_of_local_media_decodes(files):
-    import av
-
-    reference = []
-    with av.open("file:" + str(files["concat_local"]), options={"protocol_whitelist": "file"}) as c:
-        for frame in c.decode(video=0):
-            reference.append(frame.to_ndarray(format="rgb24"))
+    reference = _pyav_frames(files["concat_local"])
     assert len(reference) == 96
     with md.VideoDecoder(files["concat_local"], allow_playlists=True, backend="ffmpeg") as dec:
         assert len(dec) == 96
@@ -103,12 +98,7 @@ def test_allowed_concat_list_of_local_media_decodes(files):
 def test_allowed_concat_list_random_access(files):
     """A concat demuxer refuses seeks past its first file: the reader decodes forward from the
     start instead, and random access still gives FFmpeg's frames."""
-    import av
-
-    reference = []
-    with av.open("file:" + str(files["concat_local"]), options={"protocol_whitelist": "file"}) as c:
-        for frame in c.decode(video=0):
-            reference.append(frame.to_ndarray(format="rgb24"))
+    reference = _pyav_frames(files["concat_local"])
     indices = [90, 3, 60, 47, 95, 0]
     with md.VideoDecoder(files["concat_local"], allow_playlists=True, backend="ffmpeg",
                          dimension_order="NHWC") as dec:
@@ -119,22 +109,31 @@ def test_allowed_concat_list_random_access(files):
     assert np.array_equal(single.numpy(), reference[50])
 
 
-def test_allowed_hls_playlist_decodes_with_random_access(files, tmp_path):
+def _hls_playlist(source, folder):
+    """A local HLS playlist of 1-second segments cut from ``source`` by the ffmpeg CLI."""
     if MEDIA_FFMPEG is None:
         pytest.skip("the ffmpeg command is not installed")
     import subprocess
 
+    playlist = folder / "play.m3u8"
+    subprocess.run([MEDIA_FFMPEG, "-v", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+                    "-hls_segment_filename", str(folder / "seg%03d.ts"), str(playlist)],
+                   check=True, timeout=60)
+    return playlist
+
+
+def _pyav_frames(path):
+    """Every frame of the first video stream as FFmpeg decodes it (file protocol only)."""
     import av
 
-    playlist = tmp_path / "play.m3u8"
-    subprocess.run([MEDIA_FFMPEG, "-v", "error", "-y", "-i", str(files["a"]), "-c", "copy",
-                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
-                    "-hls_segment_filename", str(tmp_path / "seg%03d.ts"), str(playlist)],
-                   check=True, timeout=60)
-    reference = []
-    with av.open("file:" + str(playlist), options={"protocol_whitelist": "file"}) as c:
-        for frame in c.decode(video=0):
-            reference.append(frame.to_ndarray(format="rgb24"))
+    with av.open("file:" + str(path), options={"protocol_whitelist": "file"}) as c:
+        return [frame.to_ndarray(format="rgb24") for frame in c.decode(video=0)]
+
+
+def test_allowed_hls_playlist_decodes_with_random_access(files, tmp_path):
+    playlist = _hls_playlist(files["a"], tmp_path)
+    reference = _pyav_frames(playlist)
     with md.VideoDecoder(playlist, allow_playlists=True, backend="ffmpeg", dimension_order="NHWC") as dec:
         n = len(dec)
         assert n == len(reference) > 0
@@ -145,15 +144,7 @@ def test_allowed_hls_playlist_decodes_with_random_access(files, tmp_path):
 
 
 def test_allowed_hls_playlist_of_local_segments_opens(files, tmp_path):
-    if MEDIA_FFMPEG is None:
-        pytest.skip("the ffmpeg command is not installed")
-    import subprocess
-
-    playlist = tmp_path / "play.m3u8"
-    subprocess.run([MEDIA_FFMPEG, "-v", "error", "-y", "-i", str(files["a"]), "-c", "copy",
-                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
-                    "-hls_segment_filename", str(tmp_path / "seg%03d.ts"), str(playlist)],
-                   check=True, timeout=60)
+    playlist = _hls_playlist(files["a"], tmp_path)
     with pytest.raises(md.UnsafeMediaError):
         md.get_container_metadata(playlist)
     meta = md.get_container_metadata(playlist, allow_playlists=True)
