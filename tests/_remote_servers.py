@@ -31,6 +31,7 @@ class MediaHTTPServer:
         self.files = dict(files)
         self.bytes_served = 0
         self.get_requests = 0
+        self.client_ports: set[int] = set()  # the TCP connections requests came in on
         self.flaky_left: dict[str, int] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -79,10 +80,14 @@ class MediaHTTPServer:
     def reset_counts(self) -> None:
         self.bytes_served = 0
         self.get_requests = 0
+        self.client_ports: set[int] = set()  # the TCP connections requests came in on
 
     # -- handlers ----------------------------------------------------------------------------
 
     async def _count(self, request, response) -> None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.client_ports.add(peer[1])
         if request.method == "GET" and response.content_length:
             self.bytes_served += response.content_length
             self.get_requests += 1

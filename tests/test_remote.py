@@ -92,7 +92,7 @@ def test_http_frames_equal_ffmpeg(server, media):
         stats = dec.stats
     assert stats["bytes_read"] == server.bytes_served > 0
     assert stats["read_calls"] == server.get_requests >= 1
-    assert stats["opens"] >= 1  # parallel GOP workers open the URL again
+    assert stats["opens"] == 1  # no GOP-parallel clones for URLs: they would fetch it again
 
 
 def test_random_access_transfers_a_small_fraction(server, media):
@@ -218,6 +218,36 @@ def test_dataloader_fork_workers_read_the_url(server, media):
     dec.close()
 
 
+def test_a_fork_child_dropping_inherited_file_systems_leaves_the_parent_working(server, media):
+    """A fork child that lets go of the fsspec file systems it inherited (fsspec clears its
+    instance cache in a new process) must not close the parent's pooled connections: they share
+    the event loop's epoll set, and the parent would then wait on them until its read timeout."""
+    import gc
+    import os
+
+    import fsspec
+
+    if not hasattr(os, "fork"):
+        pytest.skip("os.fork is not available here")
+    ref = pyav_frames(media["small.mp4"], [5])[5]
+    url = server.url("media/small.mp4")
+    with md.VideoDecoder(url, timeout=3) as dec:
+        dec[0]  # the file system now holds a pooled connection to the server
+    connections = set(server.client_ports)
+    pid = os.fork()
+    if pid == 0:  # the child: drop everything inherited, as a DataLoader worker may
+        try:
+            fsspec.AbstractFileSystem.clear_instance_cache()
+            gc.collect()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    with md.VideoDecoder(url, timeout=3) as dec:  # same options: the same pooled file system
+        assert np.array_equal(as_hwc(dec[5]), ref)
+    # The parent's pooled connection still works: no request had to wait it out and reconnect.
+    assert server.client_ports == connections
+
+
 def test_samplers_take_a_url_decoder(server, media):
     from mediadecode.samplers import clips_at_regular_indices
 
@@ -230,6 +260,20 @@ def test_samplers_take_a_url_decoder(server, media):
             pts = float(clips.pts_seconds[c, f])
             index = int(round(pts * 24))  # h264_mp4 is 24 fps from pts 0
             assert np.array_equal(as_hwc(clips.data[c, f]), ref[index])
+
+
+def test_a_batch_over_several_gops_reads_the_file_at_most_once(server, media):
+    """GOP-parallel decoding is off for URLs: a batch spanning GOPs is read through one open
+    file, never fetching a block twice."""
+    size = media["long.mp4"].stat().st_size
+    ref = pyav_frames(media["long.mp4"], [0, 250, 499])
+    with md.VideoDecoder(server.url("media/long.mp4")) as dec:
+        batch = dec.get_frames_at([0, 250, 499])
+        stats = dec.stats
+    for k, i in enumerate([0, 250, 499]):
+        assert np.array_equal(as_hwc(batch.data[k]), ref[i]), i
+    assert stats["opens"] == 1
+    assert server.bytes_served <= size
 
 
 # -- HTTP: errors --------------------------------------------------------------------------

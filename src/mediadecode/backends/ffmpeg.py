@@ -915,8 +915,10 @@ class FFmpegVideoReader(_Base):
         """Cut sorted ``targets`` into contiguous ``(start, stop)`` slices, each made of whole
         GOPs, balanced by the number of frames each must decode; None when one thread should do
         the whole request."""
-        if not self._gop_parallel or self._source.kind == "file":
-            return None  # a caller's file object cannot be opened a second time
+        if not self._gop_parallel or self._source.kind in ("file", "url"):
+            # A caller's file object cannot be opened a second time; a URL could, but each
+            # clone would fetch the header and its blocks again over the network.
+            return None
         workers = self._parallel_workers()
         if workers < 2 or len(targets) < 2 or not self._keyframe_pts:
             return None
