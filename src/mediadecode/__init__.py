@@ -70,15 +70,10 @@ def get_container_metadata(source, *, storage_options=None, timeout=None,
         SourceNotFoundError, InvalidMediaError, UnsafeMediaError, RemoteSourceError: as
         :class:`VideoDecoder`.
     """
-    from .backends.ffmpeg import container_metadata, open_container
+    from .pyav import container_metadata, open_container
     from .sources import as_source
 
     src = as_source(source, storage_options=storage_options, timeout=timeout,
                     allow_playlists=allow_playlists)
-    container, fobj = open_container(src)
-    try:
-        return container_metadata(container)
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+    with open_container(src) as media:
+        return container_metadata(media.container)

@@ -72,6 +72,48 @@ class Source:
         return self.kind != "file"
 
     @property
+    def local_path(self) -> str | None:
+        """The local file's path, which FFmpeg may open itself; None for other sources."""
+        return self.value if self.kind == "path" else None
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the bytes come over a network (a URL read through fsspec)."""
+        return self.kind == "url"
+
+    @property
+    def reopenable(self) -> bool:
+        """Whether a second, independent open is cheap: a local path or bytes. A caller's file
+        object cannot be opened twice; a URL could, but each open fetches its header again."""
+        return self.kind in ("path", "bytes")
+
+    def ffmpeg_input(self) -> tuple[Any, Any]:
+        """What to hand ``av.open``, and the file object to close after the container (None when
+        there is none to close): a local path goes to FFmpeg's own ``file`` protocol, every
+        other source as a Python file object (:meth:`open_binary`).
+
+        Raises:
+            RemoteSourceError: as :meth:`open_binary`.
+        """
+        if self.kind == "path":
+            return "file:" + self.value, None
+        fileobj = self.open_binary()
+        return fileobj, (fileobj if self.owns_file else None)
+
+    def cache_key(self, fileobj: Any, *parts: Any) -> str | None:
+        """The :mod:`~mediadecode.index_cache` key of this source and the backend's ``parts``
+        (kind of index, version, stream index), or None when it cannot be cached: bytes and
+        file objects have no identity, and a URL whose store reports no version is not cached.
+        ``fileobj`` is the file a URL was opened as (its size and version are read from it)."""
+        from . import index_cache
+
+        if self.kind == "path":
+            return index_cache.file_key(self.value, *parts)
+        if self.kind == "url":
+            return index_cache.url_key(self.value, fileobj, *parts)
+        return None
+
+    @property
     def stats(self) -> dict[str, int | None]:
         """Remote read counters: ``bytes_read`` (bytes transferred from storage), ``read_calls``
         (range requests), ``retries`` (requests retried), ``opens`` (files opened), summed over

@@ -111,17 +111,11 @@ def _require_ffmpeg(backend: str | None, what: str) -> None:
 
 
 def _open(source: Source, format: str | None):
-    """``(container, file_to_close_or_None)`` opened by FFmpeg, with ``format`` as the demuxer."""
-    from ..backends.ffmpeg import open_container
+    """A :class:`~mediadecode.pyav.MediaHandle` opened by FFmpeg, with ``format`` as the demuxer."""
+    from ..pyav import open_container
 
     demuxer = "ogg" if format == "vorbis" else format  # as torchaudio 2.1 did
     return open_container(source, format=demuxer)
-
-
-def _close(container, fobj) -> None:
-    container.close()
-    if fobj is not None:
-        fobj.close()
 
 
 def _audio_stream(container, source: Source):
@@ -148,7 +142,8 @@ def _is_integer_wav(container, stream) -> bool:
 
 
 def _probe(source: Source, format: str | None) -> dict[str, Any]:
-    container, fobj = _open(source, format)
+    media = _open(source, format)
+    container = media.container
     try:
         stream = _audio_stream(container, source)
         return {
@@ -156,7 +151,7 @@ def _probe(source: Source, format: str | None) -> dict[str, Any]:
             "sample_exact": _sample_exact(stream.time_base, stream.codec_context.sample_rate),
         }
     finally:
-        _close(container, fobj)
+        media.close()
 
 
 def _shape(data: torch.Tensor, channels_first: bool) -> torch.Tensor:
@@ -209,7 +204,8 @@ def _load_with_pyav(
 
     end = None if num_frames == -1 else frame_offset + num_frames
     for from_start in (False, True):
-        container, fobj = _open(source, format)
+        media = _open(source, format)
+        container = media.container
         try:
             stream = _audio_stream(container, source)
             cc = stream.codec_context
@@ -252,7 +248,7 @@ def _load_with_pyav(
             reason = getattr(exc, "strerror", None) or str(exc)
             raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
         finally:
-            _close(container, fobj)
+            media.close()
         if first_pos is not None and first_pos > frame_offset and not from_start:
             continue  # the seek landed after the range: count from the start instead
         break
@@ -387,7 +383,8 @@ def info(
     import av
 
     source = as_source(uri)
-    container, fobj = _open(source, format)
+    media = _open(source, format)
+    container = media.container
     try:
         stream = _audio_stream(container, source)
         cc = stream.codec_context
@@ -415,7 +412,7 @@ def info(
             encoding=_map_encoding(codec.canonical_name),
         )
     finally:
-        _close(container, fobj)
+        media.close()
 
 
 def list_audio_backends() -> list[str]:

@@ -82,10 +82,10 @@ class _Header:
 
 def _probe(source: Source) -> _Header:
     """Read the container header (no decoding) with FFmpeg: stream types, time bases, rates."""
-    from ..backends.ffmpeg import open_container
+    from ..pyav import open_container
 
-    container, fobj = open_container(source)
-    try:
+    with open_container(source) as media:
+        container = media.container
         infos = []
         for s in container.streams:
             tb = Fraction(s.time_base) if s.time_base is not None else None
@@ -102,24 +102,15 @@ def _probe(source: Source) -> _Header:
             ))
         duration = container.duration / 1_000_000 if container.duration is not None else None
         return _Header(tuple(infos), duration)
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
 
 
 def _keyframe_ticks(source: Source, stream_index: int) -> list[int]:
     """Sorted pts (stream ticks) of the keyframes of a stream, from a packet scan (no decoding)."""
-    from ..backends.ffmpeg import open_container
+    from ..pyav import open_container
 
-    container, fobj = open_container(source)
-    try:
-        stream = container.streams[stream_index]
-        return sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.is_keyframe)
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+    with open_container(source) as media:
+        stream = media.container.streams[stream_index]
+        return sorted(p.pts for p in media.container.demux(stream) if p.pts is not None and p.is_keyframe)
 
 
 def _frame_ticks(decoder: VideoDecoder, time_base: Fraction) -> list[int]:

@@ -127,12 +127,12 @@ def _probe(source: Source, media_type: str, stream_index: int | None):
     Returns ``(container_metadata, stream_metadata, stream_info)``; for video ``stream_info``
     holds the time base, start ticks, coded size, rotation and colour tags of the first frame.
     """
-    from .ffmpeg import _select_stream, container_metadata, open_container
+    from ..pyav import container_metadata, open_container, select_stream
 
-    container, fobj = open_container(source)
-    try:
+    with open_container(source) as media:
+        container = media.container
         cmeta = container_metadata(container)
-        stream = _select_stream(container, source, media_type, stream_index)
+        stream = select_stream(container, source, media_type, stream_index)
         meta = cmeta.streams[stream.index]
         info: dict[str, Any] = {
             "index": stream.index,
@@ -146,10 +146,6 @@ def _probe(source: Source, media_type: str, stream_index: int | None):
             info.update(_first_frame_info(container, stream))
             info["misplaced_keyframes"] = _misplaced_keyframes(container, stream)
         return cmeta, meta, info
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
 
 
 def _misplaced_keyframes(container, stream) -> int:
@@ -171,8 +167,9 @@ def _misplaced_keyframes(container, stream) -> int:
 
 
 def _first_frame_info(container, stream) -> dict[str, Any]:
-    """Display-matrix rotation and colour tags of the first frame (empty if it fails)."""
-    from .ffmpeg import _color_name
+    """Display-matrix rotation, coded size and colour tags of the first frame (empty if it
+    fails)."""
+    from ..pyav import first_frame_info
 
     try:
         frame = next(container.decode(stream), None)
@@ -180,18 +177,9 @@ def _first_frame_info(container, stream) -> dict[str, Any]:
         frame = None
     if frame is None:
         return {}
-    has_matrix = any(
-        getattr(sd.type, "name", str(sd.type)) == "DISPLAYMATRIX" for sd in frame.side_data
-    )
-    return {
-        "rotation": float(90 * round(frame.rotation / 90)) if has_matrix else None,
-        "coded_size": (frame.width, frame.height),
-        "pixel_format": frame.format.name,
-        "color_space": _color_name(frame.colorspace, "colorspace"),
-        "color_primaries": _color_name(frame.color_primaries, "primaries"),
-        "color_transfer_characteristic": _color_name(frame.color_trc, "trc"),
-        "color_range": {1: "tv", 2: "pc"}.get(int(frame.color_range)),
-    }
+    info = first_frame_info(frame).as_dict()
+    info["coded_size"] = (info.pop("width"), info.pop("height"))
+    return info
 
 
 class _LazyHandle:

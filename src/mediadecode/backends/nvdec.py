@@ -35,6 +35,7 @@ mid-stream resolution change) or whose GPU layout DLPack cannot export are conve
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 from contextlib import nullcontext
 from typing import Any
 
@@ -47,7 +48,8 @@ from ..errors import BackendUnavailableError, InvalidMediaError, UnsupportedRequ
 from ..fallback import CpuFallbackStatus
 from ..metadata import VideoStreamMetadata
 from ..sources import Source
-from .ffmpeg import FFmpegVideoReader, _av, _ticks_to_seconds, container_metadata, open_container
+from ..pyav import FirstFrameInfo, MediaHandle, container_metadata, import_av, open_container, ticks_to_seconds
+from .ffmpeg import FFmpegVideoReader
 
 __all__ = ["NVDECBackend", "NVDECVideoReader", "cuda_unavailable_reason"]
 
@@ -206,7 +208,7 @@ class NVDECVideoReader(FFmpegVideoReader):
 
     # -- opening -------------------------------------------------------------------------------
 
-    def _open_container(self) -> tuple[Any, Any]:
+    def _open_container(self) -> MediaHandle:
         """Open the source with NVDEC attached (or plainly, after a fallback).
 
         The first time, the header is also read without hardware decoding: PyAV reports a
@@ -217,14 +219,9 @@ class NVDECVideoReader(FFmpegVideoReader):
         if not self._use_hwaccel:
             return open_container(self._source)
         if self._plain_metadata is None:
-            container, fobj = open_container(self._source)
-            try:
-                self._plain_metadata = container_metadata(container)
-            finally:
-                container.close()
-                if fobj is not None:
-                    fobj.close()
-        av = _av()
+            with open_container(self._source) as media:
+                self._plain_metadata = container_metadata(media.container)
+        av = import_av()
         from av.codec.hwaccel import HWAccel
 
         hwaccel = HWAccel(
@@ -322,20 +319,17 @@ class NVDECVideoReader(FFmpegVideoReader):
         if frames is not None:
             frames.close()
         self._pending = self._cursor = None
-        container, fobj = self._container, self._fobj
-        self._container = self._fobj = None
-        container.close()
-        if fobj is not None:
-            fobj.close()
-        self._container, self._fobj = self._open_container()
+        self._close_media()
+        self._media = self._open_container()
+        self._container = self._media.container
         self._stream = self._container.streams[self._stream.index]
         super()._configure_threads()
         self._seek_to_start()
 
-    def _first_frame_info(self) -> dict | None:
+    def _first_frame_info(self) -> FirstFrameInfo | None:
         info = super()._first_frame_info()
-        if info is not None and info.get("pixel_format") == "cuda":
-            info["pixel_format"] = self._cpu_pixel_format()
+        if info is not None and info.pixel_format == "cuda":
+            info = dataclasses.replace(info, pixel_format=self._cpu_pixel_format())
         return info
 
     def _cpu_pixel_format(self) -> str | None:
@@ -474,8 +468,8 @@ class NVDECVideoReader(FFmpegVideoReader):
 
     def _result(self, out, pts_out, dur_out):
         tb = self._tb
-        pts = _ticks_to_seconds(pts_out, tb)
-        dur = _ticks_to_seconds(dur_out, tb)
+        pts = ticks_to_seconds(pts_out, tb)
+        dur = ticks_to_seconds(dur_out, tb)
         if not isinstance(out, _GPUBatch):  # decoded on the CPU (fallback): upload
             return torch.from_numpy(out).to(self.device), pts, dur
         data = self._convert_planes(out)

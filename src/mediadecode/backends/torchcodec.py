@@ -131,7 +131,7 @@ def _stream_metadata(tc_meta) -> StreamMetadata:
 def _container_metadata(source: Source) -> ContainerMetadata:
     # torchcodec's FFmpeg has no protocol or format whitelist: check the source with the ffmpeg
     # backend's safe defaults first, so that a playlist never makes it open other files.
-    from .ffmpeg import refuse_unsafe_formats
+    from ..pyav import refuse_unsafe_formats
 
     refuse_unsafe_formats(source)
     decoders = _decoders()
