@@ -31,7 +31,14 @@ import torch
 import mediadecode as md
 from mediadecode import registry
 from mediadecode.backends import nvdec
-from mediadecode.backends.nvdec import NVDECBackend, NVDECVideoReader, cuda_unavailable_reason
+from mediadecode.backends.nvdec import (
+    FallbackPolicy,
+    NVDECBackend,
+    NVDECOutput,
+    NVDECVideoReader,
+    cuda_unavailable_reason,
+)
+from mediadecode.engine import FrameTiming
 from mediadecode.errors import (
     BackendUnavailableError,
     InvalidMediaError,
@@ -251,6 +258,7 @@ def test_automatic_nvdec_decodes_it_on_the_cpu_and_reports_it(ffv1_mkv, kind):
         assert reader.metadata.num_frames == ffv1_mkv.num_frames
         if not HAVE_GPU:
             reader.device = torch.device("cpu")  # where the frames would be uploaded
+            reader._output.device = reader.device
         ref = pyav_reference(ffv1_mkv.path)
         data, pts, _ = reader.get_frames_at([0, 5, 11])
         assert data.device == reader.device
@@ -280,26 +288,22 @@ class FakeCudaFrame:
         self.pts, self.duration = frame.pts, frame.duration
 
 
-def cpu_reader(width: int, height: int) -> NVDECVideoReader:
-    """An NVDECVideoReader's output stage, with no container and the CPU as its device."""
-    reader = NVDECVideoReader.__new__(NVDECVideoReader)
-    reader.device = torch.device("cpu")
-    reader._held = []
-    reader._coded_size = (width, height)
-    reader._tb = Fraction(1, 1000)
-    reader._reformatter = None
-    reader._source = types.SimpleNamespace(name="fake")
-    reader._allow_cpu_fallback = False
-    reader._hw = True
-    reader.cpu_fallback = CpuFallbackStatus(status_known=True, backend="nvdec")
-    return reader
+def cpu_reader(width: int, height: int) -> NVDECOutput:
+    """The nvdec backend's GPU output stage, with the CPU as its device."""
+    policy = FallbackPolicy("fake", allow=False)
+    policy.decoded_on_gpu()
+    timing = FrameTiming(Fraction(1, 1000), None, None)
+    return NVDECOutput((width, height), timing, torch.device("cpu"), policy)
 
 
 def run_batch(reader, frames) -> torch.Tensor:
-    batch = reader._alloc(len(frames))
+    batch = reader.new_batch(len(frames))
+    writer = reader.writer()
     for slot, frame in enumerate(frames):
-        reader._convert(frame, batch, slot)
-    data, pts, dur = reader._result(batch, list(range(len(frames))), [1] * len(frames))
+        if frame.pts is None:  # a reformatted frame keeps no pts
+            frame.pts = slot
+        writer.write(frame, batch, slot)
+    data, pts, dur = reader.finish(batch)
     assert data.dtype == torch.uint8 and pts.dtype == torch.float64 and dur.dtype == torch.float64
     return data
 
@@ -351,9 +355,9 @@ def test_gpu_batch_path_hands_odd_frames_to_ffmpeg():
         frames = [f for _, f in zip(range(2), container.decode(video=0))]
     small = frames[1].reformat(width=640, height=360)
     reader = cpu_reader(1280, 720)
-    reader._allow_cpu_fallback = True
+    reader.policy.allow = True
     data = run_batch(reader, [FakeCudaFrame(frames[0], "nv12"), small, FakeCudaFrame(frames[1], "nv12")])
-    assert reader.cpu_fallback  # the software frame was reported
+    assert reader.policy.status  # the software frame was reported
     expected = np.stack([f.to_ndarray(format="rgb24") for f in frames])
     issue_bound(data[[0, 2]], expected, "NVDEC frames around it")
     scaled = small.reformat(width=1280, height=720, format="rgb24", threads=1).to_ndarray()
@@ -364,9 +368,9 @@ def test_gpu_batch_path_refuses_a_software_frame_when_asked_for_nvdec():
     with av.open(str(media_path("nasa_13013.mp4"))) as container:
         frame = next(container.decode(video=0))
     reader = cpu_reader(frame.width, frame.height)
-    batch = reader._alloc(1)
+    batch = reader.new_batch(1)
     with pytest.raises(UnsupportedRequestError, match="NVDEC"):
-        reader._convert(frame, batch, 0)
+        reader.writer().write(frame, batch, 0)
 
 
 def test_gpu_batch_path_odd_sizes_repeat_the_last_chroma_sample():
@@ -382,7 +386,7 @@ def test_gpu_batch_path_odd_sizes_repeat_the_last_chroma_sample():
 
 def test_empty_request_on_the_reader():
     reader = cpu_reader(64, 48)
-    data, pts, dur = reader._result(reader._alloc(0), [], [])
+    data, pts, dur = reader.finish(reader.new_batch(0))
     assert data.shape == (0, 48, 64, 3) and data.device == reader.device and len(pts) == 0
 
 

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mediadecode as md
+from mediadecode.backends import ffmpeg as ffmpeg_backend
 from mediadecode.backends.ffmpeg import FFmpegVideoReader
+from mediadecode.engine import DecodeCursor
 from mediadecode.errors import DecodingError
 from conftest import pyav_reference
 
@@ -24,23 +26,28 @@ def refs(generated_video):
 
 
 class _Spy:
-    """Counts, per reader object, the frames each ``_decode_exact`` call was asked for."""
+    """Counts, per decode cursor, the frames each ``decode_exact`` call was asked for."""
 
     def __init__(self, monkeypatch):
         self.calls = []
-        original = FFmpegVideoReader._decode_exact
+        original = DecodeCursor.decode_exact
         spy = self
 
-        def wrapped(reader, targets, into=None, base=0):
-            spy.calls.append((id(reader), len(targets)))
-            return original(reader, targets, into, base)
+        def wrapped(cursor, targets, batch, writer, base=0):
+            spy.calls.append((id(cursor), len(targets)))
+            return original(cursor, targets, batch, writer, base)
 
-        monkeypatch.setattr(FFmpegVideoReader, "_decode_exact", wrapped)
+        monkeypatch.setattr(DecodeCursor, "decode_exact", wrapped)
 
 
 def _force_workers(monkeypatch, workers):
-    monkeypatch.setattr(FFmpegVideoReader, "_parallel_workers", lambda self: workers)
-    monkeypatch.setattr(FFmpegVideoReader, "_PARALLEL_MIN_FRAMES", 1)
+    monkeypatch.setattr(ffmpeg_backend, "available_cores", lambda: workers)
+    monkeypatch.setattr(FFmpegVideoReader, "PARALLEL_MIN_FRAMES", 1)
+
+
+def _workers(reader) -> list[DecodeCursor]:
+    """The GOP-parallel worker cursors of a reader (none before its first parallel request)."""
+    return [] if reader._parallel is None else reader._parallel.cursors
 
 
 def test_request_over_several_gops_is_split_between_clones(refs, monkeypatch):
@@ -51,7 +58,7 @@ def test_request_over_several_gops_is_split_between_clones(refs, monkeypatch):
     with md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg") as dec:
         reader = dec._r
         batch = dec.get_frames_at(indices)
-        workers = {id(w) for w in reader._workers}
+        workers = {id(w) for w in _workers(reader)}
     assert len(workers) == 3
     assert {who for who, _ in spy.calls} == workers  # every chunk went to a clone
     assert sum(n for _, n in spy.calls) == len(indices)
@@ -62,10 +69,10 @@ def test_request_over_several_gops_is_split_between_clones(refs, monkeypatch):
 @pytest.mark.parametrize("num_threads", [1])
 def test_one_thread_means_no_clones(refs, monkeypatch, num_threads):
     path, ref = refs["h264_bframes.mp4"]
-    monkeypatch.setattr(FFmpegVideoReader, "_PARALLEL_MIN_FRAMES", 1)
+    monkeypatch.setattr(FFmpegVideoReader, "PARALLEL_MIN_FRAMES", 1)
     with md.VideoDecoder(path, num_threads=num_threads, backend="ffmpeg") as dec:
         dec.get_frames_at([0, 20, 47])
-        assert dec._r._workers == []
+        assert _workers(dec._r) == []
 
 
 def test_file_object_sources_are_not_split(refs, monkeypatch):
@@ -74,7 +81,7 @@ def test_file_object_sources_are_not_split(refs, monkeypatch):
     _force_workers(monkeypatch, 2)
     with open(path, "rb") as f, md.VideoDecoder(f, dimension_order="NHWC", backend="ffmpeg") as dec:
         got = dec.get_frames_at([0, 20, 47]).data.numpy()
-        assert dec._r._workers == []
+        assert _workers(dec._r) == []
     assert np.array_equal(got, ref.frames[[0, 20, 47]])
 
 
@@ -83,7 +90,7 @@ def test_bytes_sources_are_split(refs, monkeypatch):
     _force_workers(monkeypatch, 2)
     with md.VideoDecoder(path.read_bytes(), dimension_order="NHWC", backend="ffmpeg") as dec:
         got = dec.get_frames_at([1, 25, 45]).data.numpy()
-        assert len(dec._r._workers) == 2
+        assert len(_workers(dec._r)) == 2
     assert np.array_equal(got, ref.frames[[1, 25, 45]])
 
 
@@ -94,22 +101,22 @@ def test_sequential_reading_stays_on_the_main_reader(refs, monkeypatch):
     _force_workers(monkeypatch, 2)
     with md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg") as dec:
         got = np.stack([f.numpy() for f in dec])
-        assert dec._r._workers == []
+        assert _workers(dec._r) == []
     assert np.array_equal(got, ref.frames)
 
 
 def test_error_in_a_clone_reaches_the_caller_and_the_decoder_recovers(refs, monkeypatch):
     path, ref = refs["h264_bframes.mp4"]
     _force_workers(monkeypatch, 2)
-    original = FFmpegVideoReader._decode_exact
+    original = DecodeCursor.decode_exact
     fail = {"on": True}
 
-    def flaky(reader, targets, into=None, base=0):
-        if into is not None and base > 0 and fail["on"]:
+    def flaky(cursor, targets, batch, writer, base=0):
+        if base > 0 and fail["on"]:
             raise DecodingError("injected failure")
-        return original(reader, targets, into, base)
+        return original(cursor, targets, batch, writer, base)
 
-    monkeypatch.setattr(FFmpegVideoReader, "_decode_exact", flaky)
+    monkeypatch.setattr(DecodeCursor, "decode_exact", flaky)
     with md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg") as dec:
         with pytest.raises(DecodingError, match="injected"):
             dec.get_frames_at([0, 47])
@@ -123,14 +130,14 @@ def test_close_and_park_free_the_clones(refs, monkeypatch):
     dec = md.VideoDecoder(path, backend="ffmpeg")
     reader = dec._r
     dec.get_frames_at([0, 47])
-    clones = list(reader._workers)
-    assert len(clones) == 2 and all(c._container is not None for c in clones)
-    reader._park()  # what happens before fork
-    assert reader._workers == [] and all(c._container is None for c in clones)
+    clones = _workers(reader)
+    assert len(clones) == 2 and all(c.is_open for c in clones)
+    reader.park()  # what happens before fork
+    assert _workers(reader) == [] and not any(c.is_open for c in clones)
     dec.get_frames_at([0, 47])  # reopens, makes new clones
-    clones = list(reader._workers)
+    clones = _workers(reader)
     dec.close()
-    assert all(c._container is None for c in clones)
+    assert not any(c.is_open for c in clones)
 
 
 index_lists = st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=40)
@@ -148,8 +155,8 @@ def test_any_cut_equals_sequential_decode(refs, module_decoders, name, workers, 
     if dec is None:
         dec = module_decoders[key] = md.VideoDecoder(path, dimension_order="NHWC", backend="ffmpeg")
         reader = dec._r
-        reader._parallel_workers = lambda: workers  # this reader only
-        reader._PARALLEL_MIN_FRAMES = 1
+        reader._num_threads = workers  # this reader only: at most this many threads
+        reader.PARALLEL_MIN_FRAMES = 1
     indices = [i % n for i in raw]
     batch = dec.get_frames_at(indices)
     assert np.array_equal(batch.data.numpy(), ref.frames[indices])

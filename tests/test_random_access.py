@@ -105,15 +105,15 @@ def test_one_seek_per_gop(references):
     """Frames of one GOP cost one seek, and frames of later GOPs never re-decode earlier ones."""
     path, ref = references["h264_bframes.mp4"]  # GOP 12
     with md.VideoDecoder(path, num_threads=1) as dec:
-        reader = dec._r  # the ffmpeg backend's reader
+        cursor = dec._r._cursor  # the ffmpeg backend's decode cursor
         seeks = []
-        original = reader._seek
+        original = cursor.seek
 
         def counting_seek(ts):
             seeks.append(ts)
             return original(ts)
 
-        reader._seek = counting_seek
+        cursor.seek = counting_seek
         dec.get_frames_at([40, 13, 14, 15, 2, 41])  # GOPs 0, 1, 3
         assert len(seeks) <= 3
         seeks.clear()
@@ -124,14 +124,14 @@ def test_one_seek_per_gop(references):
 def test_unrequested_non_reference_frames_are_skipped(references, monkeypatch):
     """Decoding forward to a frame late in a GOP lets FFmpeg skip the disposable B-frames in
     between (skip_frame=NONREF packet by packet); the requested frames are still FFmpeg's."""
-    from mediadecode.backends.ffmpeg import FFmpegVideoReader
+    from mediadecode.engine import CpuDecoderSetup, DecodeCursor
 
     path, ref = references["h264_bframes.mp4"]  # GOP 12, B-frames
     decoded = {}
     for skip in (False, True):
-        monkeypatch.setattr(FFmpegVideoReader, "_skip_nonref", skip)
+        monkeypatch.setattr(CpuDecoderSetup, "skip_nonref", skip)
         counts = []
-        original = FFmpegVideoReader._next_frame
+        original = DecodeCursor.next_frame
 
         def counting(self, original=original, counts=counts):
             had_pending = self._pending is not None
@@ -140,10 +140,10 @@ def test_unrequested_non_reference_frames_are_skipped(references, monkeypatch):
                 counts.append(frame.pts)
             return frame
 
-        monkeypatch.setattr(FFmpegVideoReader, "_next_frame", counting)
+        monkeypatch.setattr(DecodeCursor, "next_frame", counting)
         with md.VideoDecoder(path, dimension_order="NHWC", num_threads=1) as dec:
             got = dec.get_frames_at([11, 23, 35]).data.numpy()
-        monkeypatch.setattr(FFmpegVideoReader, "_next_frame", original)
+        monkeypatch.setattr(DecodeCursor, "next_frame", original)
         assert np.array_equal(got, ref.frames[[11, 23, 35]])
         decoded[skip] = len(counts)
     assert decoded[True] < decoded[False], decoded

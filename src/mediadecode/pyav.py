@@ -18,6 +18,7 @@ import torch
 
 from . import lifecycle, safety
 from .errors import InvalidMediaError, StreamNotFoundError
+from .frame_index import ticks_to_seconds
 from .metadata import (
     AudioStreamMetadata,
     ContainerMetadata,
@@ -153,12 +154,6 @@ def open_container(source: Source, *, hwaccel: Any = None, format: str | None = 
 
 def _float_or_none(value) -> float | None:
     return None if value is None else float(value)
-
-
-def ticks_to_seconds(ticks, time_base) -> torch.Tensor:
-    """float64 seconds of integer ``ticks``, computed as FFmpeg/PyAV (``frame.time``) and torchcodec
-    do: ``double(ticks) * num / den``; ``ticks * float(time_base)`` can differ by one ulp."""
-    return torch.tensor(ticks, dtype=torch.float64) * time_base.numerator / time_base.denominator
 
 
 def seconds_of(ticks, time_base) -> float | None:

@@ -9,11 +9,11 @@ tensor per request, and are converted to RGB on the GPU in batched torch operati
 :func:`mediadecode.colour.yuv420_to_rgb`, which reproduces FFmpeg's own CPU conversion
 (libswscale) bit for bit; see :mod:`mediadecode.colour`.
 
-Everything else is the ffmpeg backend's engine, inherited from
-:class:`~mediadecode.backends.ffmpeg.FFmpegVideoReader`: the exact-mode packet scan, seeking once
-per GOP for sorted requests, the approximate mode, the damaged-packet handling, the frame index
-cache. This module overrides only how the container is opened (with ``hwaccel``) and the three
-output hooks (``_alloc``, ``_convert``, ``_result``).
+Everything else is the ffmpeg backend's engine: :class:`NVDECVideoReader` is
+:class:`~mediadecode.backends.ffmpeg.FFmpegVideoReader` composed with :class:`NVDECSetup` (how the
+container is opened, with ``hwaccel``, and the CPU fallback) and :class:`NVDECOutput` (the GPU
+output stage): the exact-mode packet scan, seeking once per GOP for sorted requests, the
+approximate mode, the damaged-packet handling and the frame index cache are shared.
 
 CPU fallback, reported as torchcodec reports it (``VideoDecoder.cpu_fallback``):
 
@@ -48,10 +48,29 @@ from ..errors import BackendUnavailableError, InvalidMediaError, UnsupportedRequ
 from ..fallback import CpuFallbackStatus
 from ..metadata import VideoStreamMetadata
 from ..sources import Source
-from ..pyav import FirstFrameInfo, MediaHandle, container_metadata, import_av, open_container, ticks_to_seconds
+from ..engine import CpuDecoderSetup, CpuRGBOutput, DecodeCursor, FrameTiming, OutputBatch
+from ..metadata import ContainerMetadata
+from ..protocol import RawFrames
+from ..pyav import (
+    FirstFrameInfo,
+    MediaHandle,
+    container_metadata,
+    first_frame_info,
+    import_av,
+    open_container,
+    ticks_to_seconds,
+)
 from .ffmpeg import FFmpegVideoReader
 
-__all__ = ["NVDECBackend", "NVDECVideoReader", "cuda_unavailable_reason"]
+__all__ = [
+    "FallbackPolicy",
+    "GPUBatch",
+    "NVDECBackend",
+    "NVDECOutput",
+    "NVDECSetup",
+    "NVDECVideoReader",
+    "cuda_unavailable_reason",
+]
 
 # GPU layouts PyAV's DLPack export handles: sw_format -> (bits per sample, container bits)
 _LAYOUTS = {"nv12": (8, 8), "p010le": (10, 16), "p016le": (12, 16)}
@@ -128,7 +147,7 @@ def _device_index(device: str) -> int:
     return index
 
 
-class _GPUBatch:
+class GPUBatch:
     """The frames of one request, gathered as GPU planes before one batched conversion.
 
     Attributes:
@@ -150,293 +169,109 @@ class _GPUBatch:
         self.rgb: dict[int, torch.Tensor] = {}
 
 
-class NVDECVideoReader(FFmpegVideoReader):
-    """A video stream decoded by NVDEC; frames come back as CUDA tensors.
+class FallbackPolicy:
+    """Whether frames NVDEC cannot decode may be decoded on the CPU, and what happened: the
+    :class:`~mediadecode.fallback.CpuFallbackStatus` a reader reports.
 
     Args:
-        source: the source to open.
-        stream_index: the video stream (None: FFmpeg's best).
-        seek_mode: ``"exact"`` or ``"approximate"`` (as the ffmpeg backend).
-        num_threads: FFmpeg decoding threads, used only if decoding falls back to the CPU.
-        device_index: the CUDA device.
-        allow_cpu_fallback: decode on the CPU what NVDEC cannot (and report it in
-            :attr:`cpu_fallback`); False raises :class:`UnsupportedRequestError` instead.
-
-    Attributes:
-        cpu_fallback (CpuFallbackStatus): whether frames are decoded on the CPU, and why.
-        device (torch.device): where frames are returned.
-
-    Raises:
-        UnsupportedRequestError: NVDEC cannot decode the stream and ``allow_cpu_fallback`` is
-            False (the message names the codec and the reason).
-        BackendUnavailableError: the CUDA device context for NVDEC cannot be created.
-        InvalidMediaError, StreamNotFoundError: as the ffmpeg backend.
+        source_name: for messages.
+        allow: decode on the CPU what NVDEC cannot (an automatic backend choice); False raises
+            :class:`UnsupportedRequestError` instead (the user named nvdec).
     """
 
-    _gop_parallel = False  # one hardware decoder per stream; NVDEC runs in parallel on its own
-    _skip_nonref = False  # not yet checked on a GPU
-    fills_positions = False  # frames live in a GPU batch until _result
+    def __init__(self, source_name: str, allow: bool):
+        self.source_name = source_name
+        self.allow = allow
+        self.status = CpuFallbackStatus(backend="nvdec")
+        self.codec_description = "codec unknown"
 
-    def __init__(
-        self,
-        source: Source,
-        *,
-        stream_index: int | None,
-        seek_mode: str,
-        num_threads: int,
-        device_index: int,
-        allow_cpu_fallback: bool = False,
-    ):
-        self._device_index = device_index
-        self.device = torch.device("cuda", device_index)
-        self._allow_cpu_fallback = allow_cpu_fallback
-        self._use_hwaccel = True  # open containers with NVDEC (False after a fallback)
-        self._hw = False  # the selected stream is decoded by NVDEC
-        self._probed = False
-        self._plain_metadata = None  # container metadata read without hwaccel
-        self._layout: tuple[str, int, int] | None = None  # (sw_format, bits, container bits)
-        self.cpu_fallback = CpuFallbackStatus(backend="nvdec")
-        # DLPack views of FFmpeg's GPU frames whose copies may still run; released after the
-        # next device synchronisation, so FFmpeg cannot reuse a surface that is being read.
-        self._held: list[tuple[torch.Tensor, torch.Tensor]] = []
-        super().__init__(source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads)
-        try:
-            self._fix_header_pixel_formats()
-        except BaseException:
-            self.close()
-            raise
+    def decoded_on_gpu(self) -> None:
+        self.status = CpuFallbackStatus(status_known=True, backend="nvdec")
 
-    # -- opening -------------------------------------------------------------------------------
+    def fall_back(self, reason: str) -> None:
+        """Record a CPU fallback, or refuse it when NVDEC was asked for explicitly.
 
-    def _open_container(self) -> MediaHandle:
-        """Open the source with NVDEC attached (or plainly, after a fallback).
-
-        The first time, the header is also read without hardware decoding: PyAV reports a
-        hardware-decoded stream's pixel format as ``cuda``, and this reading keeps the real one
-        (and tells a broken file, InvalidMediaError, from a CUDA device that cannot be opened,
-        BackendUnavailableError).
+        Raises:
+            UnsupportedRequestError: fallback not allowed (names the codec and the reason).
         """
-        if not self._use_hwaccel:
-            return open_container(self._source)
-        if self._plain_metadata is None:
-            with open_container(self._source) as media:
-                self._plain_metadata = container_metadata(media.container)
-        av = import_av()
-        from av.codec.hwaccel import HWAccel
-
-        hwaccel = HWAccel(
-            device_type="cuda",
-            device=str(self._device_index),
-            allow_software_fallback=True,  # software frames are detected and reported
-            is_hw_owned=True,  # frames stay in GPU memory
-        )
-        try:
-            return open_container(self._source, hwaccel=hwaccel)
-        except InvalidMediaError as exc:
-            raise BackendUnavailableError(
-                f"{self._source.name}: cannot create the CUDA device context for NVDEC on "
-                f"cuda:{self._device_index}: {exc.__cause__ or exc}"
-            ) from exc
-        except av.FFmpegError as exc:  # pragma: no cover - open_container wraps these
-            raise BackendUnavailableError(
-                f"cannot create the CUDA device context for NVDEC on cuda:{self._device_index}: {exc}"
-            ) from exc
-
-    def _codec_description(self) -> str:
-        stream = getattr(self, "_stream", None)
-        if stream is None:
-            return "codec unknown"
-        cc = stream.codec_context
-        parts = [f"codec {cc.name}"]
-        profile = getattr(cc, "profile", None)
-        if profile:
-            parts.append(f"profile {profile}")
-        plain = getattr(self, "_plain_metadata", None)
-        meta = plain.streams[stream.index] if plain is not None else None
-        if isinstance(meta, VideoStreamMetadata):
-            if meta.pixel_format:
-                parts.append(f"pixel format {meta.pixel_format}")
-            if meta.width and meta.height:
-                parts.append(f"{meta.width}x{meta.height}")
-        return ", ".join(parts)
-
-    def _fall_back(self, reason: str) -> None:
-        """Record a CPU fallback, or refuse it when NVDEC was asked for explicitly."""
-        if not self._allow_cpu_fallback:
+        if not self.allow:
             raise UnsupportedRequestError(
-                f"{self._source.name}: NVDEC cannot decode this stream ({self._codec_description()}): "
+                f"{self.source_name}: NVDEC cannot decode this stream ({self.codec_description}): "
                 f"{reason}; decode it with device='cpu', or let mediadecode choose the backend "
                 "for device='cuda' (it then decodes on the CPU and reports it in "
                 "decoder.cpu_fallback)"
             )
-        self.cpu_fallback = CpuFallbackStatus(
+        self.status = CpuFallbackStatus(
             status_known=True, is_fallback=True, backend="nvdec", reason=reason
         )
 
-    def _configure_threads(self) -> None:
-        """Runs once the stream is chosen (and again after a reopen): decide between NVDEC and
-        a CPU fallback, the first time by decoding the first frame."""
-        if self._use_hwaccel and not self._stream.codec_context.is_hwaccel:
-            self._fall_back(
-                f"FFmpeg has no NVDEC decoder for codec {self._stream.codec_context.name}"
-            )
-            self._use_hwaccel = False
-        if not self._use_hwaccel:
-            self._hw = False
-            super()._configure_threads()  # CPU decoding: FFmpeg's frame threads
-            return
-        self._hw = True
-        # NVDEC decodes whole frames on the GPU: one FFmpeg thread (no frame threads, which
-        # would hold more surfaces in flight).
-        self._stream.codec_context.thread_count = 1
-        if not self._probed:
-            self._probed = True
-            self._probe()
 
-    def _probe(self) -> None:
-        """Decode the first frame: a software frame means that NVDEC refused the stream."""
-        self._seek_to_start()
-        try:
-            frame = self._next_frame()
-        except InvalidMediaError:
-            frame = None
-        self._seek_to_start()
-        if frame is None:
-            return  # nothing decodes: the ffmpeg engine reports that where it matters
-        if frame.format.name == "cuda":
-            sw = frame.sw_format.name if frame.sw_format is not None else ""
-            if sw in _LAYOUTS:
-                self._layout = (sw, *_LAYOUTS[sw])
-            self.cpu_fallback = CpuFallbackStatus(status_known=True, backend="nvdec")
-            return
-        self._fall_back(
-            "the GPU's NVDEC does not support this stream (FFmpeg decoded it on the CPU)"
-        )
-        # Decode on the CPU from a plain container, with FFmpeg's threads.
-        self._use_hwaccel = False
-        self._hw = False
-        frames, self._frames = self._frames, None
-        if frames is not None:
-            frames.close()
-        self._pending = self._cursor = None
-        self._close_media()
-        self._media = self._open_container()
-        self._container = self._media.container
-        self._stream = self._container.streams[self._stream.index]
-        super()._configure_threads()
-        self._seek_to_start()
+class NVDECOutput:
+    """The GPU output stage: NVDEC surfaces copied into one batch through DLPack, converted to
+    RGB on the device in batched torch operations (:func:`mediadecode.colour.yuv420_to_rgb`,
+    bit-exact with swscale). Frames NVDEC did not decode (software frames, a size change, a
+    layout DLPack cannot export) are converted by FFmpeg, as the ffmpeg backend does.
 
-    def _first_frame_info(self) -> FirstFrameInfo | None:
-        info = super()._first_frame_info()
-        if info is not None and info.pixel_format == "cuda":
-            info = dataclasses.replace(info, pixel_format=self._cpu_pixel_format())
-        return info
+    Args:
+        coded_size: ``(width, height)`` of the output frames.
+        timing: how a frame's duration is found.
+        device: the CUDA device (the CPU in tests of the conversion).
+        policy: reports (or refuses) software frames met mid-stream.
+    """
 
-    def _cpu_pixel_format(self) -> str | None:
-        """The pixel format the CPU decoder gives this stream (the header's, read without
-        hardware decoding; else the one matching the GPU layout)."""
-        meta = self._plain_metadata.streams[self._stream.index] if self._plain_metadata else None
-        if isinstance(meta, VideoStreamMetadata) and meta.pixel_format and meta.pixel_format != "cuda":
-            return meta.pixel_format
-        return _CPU_PIXEL_FORMAT.get(self._layout[0]) if self._layout else None
+    def __init__(self, coded_size: tuple[int, int], timing: FrameTiming, device: torch.device,
+                 policy: FallbackPolicy):
+        self.coded_size = coded_size
+        self.timing = timing
+        self.device = device
+        self.policy = policy
+        self._cpu = CpuRGBOutput(coded_size, timing)
+        # DLPack views of FFmpeg's GPU frames whose copies may still run; released after the
+        # next device synchronisation, so FFmpeg cannot reuse a surface that is being read.
+        self._held: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def _fix_header_pixel_formats(self) -> None:
-        """PyAV reports hardware-decoded streams' pixel format as ``cuda``: use the header's."""
-        if self._plain_metadata is None:
-            return
-        for mine, plain in zip(self.container_metadata.streams, self._plain_metadata.streams):
-            if isinstance(mine, VideoStreamMetadata) and mine.pixel_format == "cuda":
-                if mine is self.metadata:
-                    mine.pixel_format = self._cpu_pixel_format()
-                else:
-                    mine.pixel_format = getattr(plain, "pixel_format", None)
+    def new_batch(self, num_slots: int, positions=None) -> OutputBatch:
+        # Frames live in a GPU batch until finish: each slot is one output position.
+        if positions is not None:
+            raise ValueError("the NVDEC output stage does not place duplicates (fills_positions is False)")
+        return OutputBatch(GPUBatch(num_slots), num_slots)
 
-    # -- output hooks --------------------------------------------------------------------------
+    def writer(self) -> "NVDECWriter":
+        return NVDECWriter(self)
 
-    def _alloc(self, n: int):
-        if not self._hw:
-            return super()._alloc(n)
-        return _GPUBatch(n)
-
-    def _convert(self, frame, out, slot: int) -> None:
-        if not isinstance(out, _GPUBatch):
-            super()._convert(frame, out, slot)
-            return
-        width, height = self._coded_size
-        layout = None
-        if frame.format.name == "cuda":
-            sw = frame.sw_format.name if frame.sw_format is not None else ""
-            if sw in _LAYOUTS and (frame.width, frame.height) == (width, height):
-                layout = (sw, *_LAYOUTS[sw])
-        elif not self.cpu_fallback:
-            # NVDEC handed out a software frame mid-stream (it re-initialised and refused)
-            self._fall_back(
-                "the GPU's NVDEC stopped decoding this stream mid-way (FFmpeg decoded the rest "
-                "on the CPU)"
-            )
-        if layout is None:
-            # FFmpeg converts it (downloading a GPU frame first), exactly as the ffmpeg backend
-            rgb = np.empty((1, height, width, 3), dtype=np.uint8)
-            super()._convert(frame, rgb, 0)
-            out.rgb[slot] = torch.from_numpy(rgb[0])
-            return
-        planes = frame.planes
-        # PyAV's DLPack export takes no CUDA stream: wait for FFmpeg's copy of the surface
-        # (this also completes the copies of the frames held before).
-        self._synchronize()
-        self._held.clear()
-        y = torch.from_dlpack(planes[0].__dlpack__())
-        uv = torch.from_dlpack(planes[1].__dlpack__())
-        self._held.append((y, uv))
-        ch, cw = (height + 1) // 2, (width + 1) // 2
-        if out.y is None or out.y.dtype != y.dtype:
-            if out.y is not None:  # a layout change inside one request: keep what is there
-                self._flush_planes(out)
-            out.y = torch.empty((out.n, height, width), dtype=y.dtype, device=self.device)
-            out.uv = torch.empty((out.n, ch, cw, 2), dtype=uv.dtype, device=self.device)
-        out.y[slot].copy_(y[:height, :width])
-        uv = uv[:ch, :cw]
-        h2, w2 = uv.shape[:2]
-        target = out.uv[slot]
-        target[:h2, :w2].copy_(uv)
-        if w2 < cw:  # odd width: DLPack rounded W/2 down; repeat the last column
-            target[:h2, w2:].copy_(uv[:, -1:].expand(h2, cw - w2, 2))
-        if h2 < ch:  # odd height: repeat the last row
-            target[h2:].copy_(target[h2 - 1 : h2].expand(ch - h2, cw, 2))
-        out.tags[slot] = (
-            matrix_for_colorspace(frame.colorspace),
-            range_for_frame(frame.color_range),
-            layout[1],
-        )
-
-    def close(self) -> None:
-        """Close the container and free the decoder; idempotent."""
-        held = getattr(self, "_held", None)
-        if held:
-            try:
-                self._synchronize()
-            except Exception:  # pragma: no cover - closing must not raise
-                pass
-            held.clear()
-        super().close()
-
-    def _synchronize(self) -> None:
+    def synchronize(self) -> None:
         """Wait for all work on the device (FFmpeg's and torch's streams)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _flush_planes(self, out: _GPUBatch) -> None:
+    def release(self) -> None:
+        """Wait for pending copies and drop the views of FFmpeg's surfaces (before closing)."""
+        if self._held:
+            try:
+                self.synchronize()
+            except Exception:  # pragma: no cover - closing must not raise
+                pass
+            self._held.clear()
+
+    def hold(self, y: torch.Tensor, uv: torch.Tensor) -> None:
+        # PyAV's DLPack export takes no CUDA stream: wait for FFmpeg's copy of the surface
+        # (this also completes the copies of the frames held before).
+        self.synchronize()
+        self._held.clear()
+        self._held.append((y, uv))
+
+    def flush_planes(self, out: GPUBatch) -> None:
         """Convert the GPU frames gathered so far into ``out.rgb`` (a layout change mid-request)."""
-        data = self._convert_planes(out)
+        data = self.convert_planes(out)
         for slot, tag in enumerate(out.tags):
             if tag is not None:
                 out.rgb[slot] = data[slot]
                 out.tags[slot] = None
 
-    def _convert_planes(self, out: _GPUBatch) -> torch.Tensor:
+    def convert_planes(self, out: GPUBatch) -> torch.Tensor:
         """RGB ``(n, H, W, 3)`` uint8 on the device for the slots holding GPU planes, converted
         in chunks of consecutive slots with the same colour tags."""
-        width, height = self._coded_size
+        width, height = self.coded_size
         data = torch.empty((out.n, height, width, 3), dtype=torch.uint8, device=self.device)
         if out.y is None:
             return data
@@ -466,16 +301,262 @@ class NVDECVideoReader(FFmpegVideoReader):
                 start = stop
         return data
 
-    def _result(self, out, pts_out, dur_out):
-        tb = self._tb
-        pts = ticks_to_seconds(pts_out, tb)
-        dur = ticks_to_seconds(dur_out, tb)
-        if not isinstance(out, _GPUBatch):  # decoded on the CPU (fallback): upload
-            return torch.from_numpy(out).to(self.device), pts, dur
-        data = self._convert_planes(out)
-        for slot, rgb in out.rgb.items():
+    def finish(self, batch: OutputBatch) -> RawFrames:
+        tb = self.timing.time_base
+        data = self.convert_planes(batch.data)
+        for slot, rgb in batch.data.rgb.items():
             data[slot].copy_(rgb, non_blocking=False)
-        return data, pts, dur
+        return data, ticks_to_seconds(batch.pts, tb), ticks_to_seconds(batch.durations, tb)
+
+
+class NVDECWriter:
+    """Copies one decoded frame's planes into a :class:`GPUBatch` slot."""
+
+    def __init__(self, stage: NVDECOutput):
+        self._stage = stage
+        self._cpu = stage._cpu.writer()
+
+    def write(self, frame: Any, batch: OutputBatch, slot: int) -> None:
+        stage = self._stage
+        out: GPUBatch = batch.data
+        batch.pts[slot] = frame.pts
+        batch.durations[slot] = stage.timing.duration(frame)
+        width, height = stage.coded_size
+        layout = None
+        if frame.format.name == "cuda":
+            sw = frame.sw_format.name if frame.sw_format is not None else ""
+            if sw in _LAYOUTS and (frame.width, frame.height) == (width, height):
+                layout = (sw, *_LAYOUTS[sw])
+        elif not stage.policy.status:
+            # NVDEC handed out a software frame mid-stream (it re-initialised and refused)
+            stage.policy.fall_back(
+                "the GPU's NVDEC stopped decoding this stream mid-way (FFmpeg decoded the rest "
+                "on the CPU)"
+            )
+        if layout is None:
+            # FFmpeg converts it (downloading a GPU frame first), exactly as the ffmpeg backend
+            out.rgb[slot] = torch.from_numpy(self._cpu.rgb(frame))
+            return
+        planes = frame.planes
+        y = torch.from_dlpack(planes[0].__dlpack__())
+        uv = torch.from_dlpack(planes[1].__dlpack__())
+        stage.hold(y, uv)
+        ch, cw = (height + 1) // 2, (width + 1) // 2
+        if out.y is None or out.y.dtype != y.dtype:
+            if out.y is not None:  # a layout change inside one request: keep what is there
+                stage.flush_planes(out)
+            out.y = torch.empty((out.n, height, width), dtype=y.dtype, device=stage.device)
+            out.uv = torch.empty((out.n, ch, cw, 2), dtype=uv.dtype, device=stage.device)
+        out.y[slot].copy_(y[:height, :width])
+        uv = uv[:ch, :cw]
+        h2, w2 = uv.shape[:2]
+        target = out.uv[slot]
+        target[:h2, :w2].copy_(uv)
+        if w2 < cw:  # odd width: DLPack rounded W/2 down; repeat the last column
+            target[:h2, w2:].copy_(uv[:, -1:].expand(h2, cw - w2, 2))
+        if h2 < ch:  # odd height: repeat the last row
+            target[h2:].copy_(target[h2 - 1 : h2].expand(ch - h2, cw, 2))
+        out.tags[slot] = (
+            matrix_for_colorspace(frame.colorspace),
+            range_for_frame(frame.color_range),
+            layout[1],
+        )
+
+
+class NVDECSetup:
+    """The :class:`~mediadecode.engine.DecoderSetup` of NVDEC: containers opened with
+    ``hwaccel`` (CUDA, frames kept on the GPU), one FFmpeg thread per decoder, the first frame
+    decoded to find out whether NVDEC really decodes the stream, and a CPU fallback (FFmpeg's
+    threads, swscale, then a copy to the device) when it does not and the policy allows it.
+
+    Args:
+        source: the source (for messages and the plain header read).
+        device_index: the CUDA device.
+        num_threads: FFmpeg threads of a CPU fallback.
+        policy: the fallback policy and status.
+    """
+
+    gop_parallel = False  # one hardware decoder per stream; NVDEC runs in parallel on its own
+    skip_nonref = False  # not yet checked on a GPU
+
+    def __init__(self, source: Source, device_index: int, num_threads: int, policy: FallbackPolicy):
+        self.source = source
+        self.device_index = device_index
+        self.device = torch.device("cuda", device_index)
+        self.num_threads = num_threads
+        self.policy = policy
+        self.use_hwaccel = True  # open containers with NVDEC (False after a fallback)
+        self.on_gpu = False  # the selected stream is decoded by NVDEC
+        self.threaded = False
+        self.plain_metadata: ContainerMetadata | None = None  # header read without hwaccel
+        self.layout: tuple[str, int, int] | None = None  # (sw_format, bits, container bits)
+        self._cpu = CpuDecoderSetup(num_threads)
+        self._stream_index = 0
+
+    def open(self, source: Source) -> MediaHandle:
+        """Open the source with NVDEC attached (or plainly, after a fallback).
+
+        The first time, the header is also read without hardware decoding: PyAV reports a
+        hardware-decoded stream's pixel format as ``cuda``, and this reading keeps the real one
+        (and tells a broken file, InvalidMediaError, from a CUDA device that cannot be opened,
+        BackendUnavailableError).
+        """
+        if not self.use_hwaccel:
+            return open_container(source)
+        if self.plain_metadata is None:
+            with open_container(source) as media:
+                self.plain_metadata = container_metadata(media.container)
+        av = import_av()
+        from av.codec.hwaccel import HWAccel
+
+        hwaccel = HWAccel(
+            device_type="cuda",
+            device=str(self.device_index),
+            allow_software_fallback=True,  # software frames are detected and reported
+            is_hw_owned=True,  # frames stay in GPU memory
+        )
+        try:
+            return open_container(source, hwaccel=hwaccel)
+        except InvalidMediaError as exc:
+            raise BackendUnavailableError(
+                f"{source.name}: cannot create the CUDA device context for NVDEC on "
+                f"cuda:{self.device_index}: {exc.__cause__ or exc}"
+            ) from exc
+        except av.FFmpegError as exc:  # pragma: no cover - open_container wraps these
+            raise BackendUnavailableError(
+                f"cannot create the CUDA device context for NVDEC on cuda:{self.device_index}: {exc}"
+            ) from exc
+
+    def _describe(self, stream: Any) -> str:
+        cc = stream.codec_context
+        parts = [f"codec {cc.name}"]
+        profile = getattr(cc, "profile", None)
+        if profile:
+            parts.append(f"profile {profile}")
+        meta = self.plain_metadata.streams[stream.index] if self.plain_metadata is not None else None
+        if isinstance(meta, VideoStreamMetadata):
+            if meta.pixel_format:
+                parts.append(f"pixel format {meta.pixel_format}")
+            if meta.width and meta.height:
+                parts.append(f"{meta.width}x{meta.height}")
+        return ", ".join(parts)
+
+    def configure(self, stream: Any) -> None:
+        """Decide between NVDEC and a CPU fallback for this stream (again after a reopen)."""
+        self.policy.codec_description = self._describe(stream)
+        self._stream_index = stream.index
+        if self.use_hwaccel and not stream.codec_context.is_hwaccel:
+            self.policy.fall_back(
+                f"FFmpeg has no NVDEC decoder for codec {stream.codec_context.name}"
+            )
+            self.use_hwaccel = False
+        if not self.use_hwaccel:
+            self.on_gpu = False
+            self._cpu.configure(stream)  # CPU decoding: FFmpeg's frame threads
+            self.threaded = self._cpu.threaded
+            return
+        self.on_gpu = True
+        # NVDEC decodes whole frames on the GPU: one FFmpeg thread (no frame threads, which
+        # would hold more surfaces in flight).
+        stream.codec_context.thread_count = 1
+
+    def probe(self, cursor: DecodeCursor) -> None:
+        """Decode the first frame: a software frame means that NVDEC refused the stream; then
+        decode on the CPU from a plain container (or refuse, per the policy)."""
+        if not self.on_gpu:
+            return
+        frame = cursor.first_frame()
+        if frame is None:
+            return  # nothing decodes: the engine reports that where it matters
+        if frame.format.name == "cuda":
+            sw = frame.sw_format.name if frame.sw_format is not None else ""
+            if sw in _LAYOUTS:
+                self.layout = (sw, *_LAYOUTS[sw])
+            self.policy.decoded_on_gpu()
+            return
+        self.policy.fall_back(
+            "the GPU's NVDEC does not support this stream (FFmpeg decoded it on the CPU)"
+        )
+        self.use_hwaccel = False
+        cursor.close()
+        cursor.open()
+
+    def cpu_pixel_format(self, stream_index: int) -> str | None:
+        """The pixel format the CPU decoder gives the stream (the header's, read without
+        hardware decoding; else the one matching the GPU layout)."""
+        meta = self.plain_metadata.streams[stream_index] if self.plain_metadata else None
+        if isinstance(meta, VideoStreamMetadata) and meta.pixel_format and meta.pixel_format != "cuda":
+            return meta.pixel_format
+        return _CPU_PIXEL_FORMAT.get(self.layout[0]) if self.layout else None
+
+    def first_frame_info(self, frame: Any) -> FirstFrameInfo:
+        info = first_frame_info(frame)
+        if info.pixel_format == "cuda":
+            info = dataclasses.replace(info, pixel_format=self.cpu_pixel_format(self._stream_index))
+        return info
+
+    def fix_metadata(self, container_meta: ContainerMetadata, stream_meta: VideoStreamMetadata) -> None:
+        """PyAV reports hardware-decoded streams' pixel format as ``cuda``: use the header's."""
+        if self.plain_metadata is None:
+            return
+        for mine, plain in zip(container_meta.streams, self.plain_metadata.streams):
+            if isinstance(mine, VideoStreamMetadata) and mine.pixel_format == "cuda":
+                if mine is stream_meta:
+                    mine.pixel_format = self.cpu_pixel_format(mine.stream_index)
+                else:
+                    mine.pixel_format = getattr(plain, "pixel_format", None)
+
+    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming):
+        if not self.on_gpu:  # decoded on the CPU (fallback): swscale, then upload
+            return CpuRGBOutput(coded_size, timing, device=self.device)
+        return NVDECOutput(coded_size, timing, self.device, self.policy)
+
+
+
+class NVDECVideoReader(FFmpegVideoReader):
+    """A video stream decoded by NVDEC; frames come back as CUDA tensors. The ffmpeg backend's
+    reader with the :class:`NVDECSetup`.
+
+    Args:
+        source: the source to open.
+        stream_index: the video stream (None: FFmpeg's best).
+        seek_mode: ``"exact"`` or ``"approximate"`` (as the ffmpeg backend).
+        num_threads: FFmpeg decoding threads, used only if decoding falls back to the CPU.
+        device_index: the CUDA device.
+        allow_cpu_fallback: decode on the CPU what NVDEC cannot (and report it in
+            :attr:`cpu_fallback`); False raises :class:`UnsupportedRequestError` instead.
+
+    Attributes:
+        cpu_fallback (CpuFallbackStatus): whether frames are decoded on the CPU, and why.
+        device (torch.device): where frames are returned.
+
+    Raises:
+        UnsupportedRequestError: NVDEC cannot decode the stream and ``allow_cpu_fallback`` is
+            False (the message names the codec and the reason).
+        BackendUnavailableError: the CUDA device context for NVDEC cannot be created.
+        InvalidMediaError, StreamNotFoundError: as the ffmpeg backend.
+    """
+
+    fills_positions = False  # frames live in a GPU batch until the output stage finishes
+
+    def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str,
+                 num_threads: int, device_index: int, allow_cpu_fallback: bool = False):
+        self._policy = FallbackPolicy(source.name, allow_cpu_fallback)
+        setup = NVDECSetup(source, device_index, num_threads, self._policy)
+        self.device = setup.device
+        super().__init__(source, stream_index=stream_index, seek_mode=seek_mode,
+                         num_threads=num_threads, setup=setup)
+
+    @property
+    def cpu_fallback(self) -> CpuFallbackStatus:
+        return self._policy.status
+
+    def close(self) -> None:
+        """Wait for pending GPU copies, then close the container; idempotent."""
+        output = getattr(self, "_output", None)
+        if isinstance(output, NVDECOutput):
+            output.release()
+        super().close()
 
 
 class NVDECBackend:

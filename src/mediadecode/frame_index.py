@@ -1,0 +1,206 @@
+"""The exact-mode frame index of one video stream: :class:`FrameIndex`.
+
+torchcodec 0.17 keeps the same facts in its own ``FrameIndex``: every frame's pts and duration in
+presentation order, and which frames are keyframes. Here they are integer ticks of the stream's
+time base, so seeking compares exact integers, and the seconds are derived once (as FFmpeg and
+torchcodec compute them: ``double(ticks) * num / den``).
+
+An index is built from a packet scan (:meth:`FrameIndex.from_packets`, demux only, no decoding),
+read back from the index cache (:meth:`FrameIndex.from_dict`), or made by a backend from what its
+library reports. It is validated once, then trusted by every backend, the decoder facade, the
+index cache and the adapters (``VideoDecoder.frame_index``).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["FrameIndex", "fill_missing_durations", "ticks_to_seconds"]
+
+
+def ticks_to_seconds(ticks: Sequence[int], time_base: Fraction) -> Tensor:
+    """float64 seconds ``(N,)`` of integer ``ticks``, computed as FFmpeg/PyAV (``frame.time``)
+    and torchcodec do: ``double(ticks) * num / den`` (``ticks * float(time_base)`` can differ by
+    one ulp)."""
+    return torch.tensor(ticks, dtype=torch.float64) * time_base.numerator / time_base.denominator
+
+
+def fill_missing_durations(pts: Sequence[int], durations: Sequence[int]) -> list[int]:
+    """``durations`` with each non-positive entry replaced by the gap to the next frame's pts
+    (the last frame: the previous frame's duration). ``pts`` ascending, same length."""
+    out = list(durations)
+    for k, d in enumerate(out):
+        if d <= 0:
+            if k + 1 < len(pts):
+                out[k] = pts[k + 1] - pts[k]
+            elif k > 0:
+                out[k] = out[k - 1]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class FrameIndex:
+    """Every frame of a stream, in presentation order.
+
+    Attributes:
+        time_base: seconds per tick.
+        pts: each frame's presentation timestamp in ticks, ascending; ``len(pts)`` is the
+            number of frames.
+        durations: each frame's duration in ticks (> 0 where known).
+        keyframe_pts: the keyframes' pts in ticks, ascending (a subset of ``pts`` when the
+            stream's keyframes are frames of it).
+
+    Raises:
+        ValueError: lengths differ, or ``pts``/``keyframe_pts`` are not ascending.
+    """
+
+    time_base: Fraction
+    pts: Sequence[int]
+    durations: Sequence[int]
+    keyframe_pts: Sequence[int]
+    _seconds: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.pts) != len(self.durations):
+            raise ValueError(
+                f"FrameIndex: {len(self.pts)} pts but {len(self.durations)} durations"
+            )
+        for name in ("pts", "keyframe_pts"):
+            values = getattr(self, name)
+            if any(values[k] > values[k + 1] for k in range(len(values) - 1)):
+                raise ValueError(f"FrameIndex: {name} must be ascending")
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_packets(cls, packets: Iterable[Any], time_base: Fraction) -> "FrameIndex":
+        """The index of the PyAV packets of one stream (a demux pass, no decoding).
+
+        Packets that carry no data or that FFmpeg marks for discard (edit-list preroll, which
+        the decoder drops too) are not frames; a packet without pts counts at its dts; missing
+        durations are filled from the gap to the next frame.
+        """
+        entries = []
+        keyframes = []
+        for packet in packets:
+            if packet.size == 0 or packet.is_discard:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            entries.append((ts, packet.duration or 0))
+            if packet.is_keyframe:
+                keyframes.append(ts)
+        entries.sort()
+        pts = [e[0] for e in entries]
+        durations = fill_missing_durations(pts, [e[1] for e in entries])
+        return cls(Fraction(time_base), pts, durations, sorted(keyframes))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], time_base: Fraction) -> "FrameIndex":
+        """The index stored by :meth:`as_dict` (the index cache's JSON form).
+
+        Raises:
+            ValueError: the dict does not describe a valid index.
+        """
+        try:
+            return cls(Fraction(time_base), list(data["pts"]), list(data["durations"]),
+                       list(data["keyframes"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a frame index: {exc}") from None
+
+    def as_dict(self) -> dict[str, list[int]]:
+        """``{"pts", "durations", "keyframes"}`` as plain int lists (JSON-serialisable)."""
+        return {"pts": list(self.pts), "durations": list(self.durations),
+                "keyframes": list(self.keyframe_pts)}
+
+    # -- seconds -------------------------------------------------------------------------------
+
+    def _tensor(self, name: str, ticks: Sequence[int]) -> Tensor:
+        cached = self._seconds.get(name)
+        if cached is None:
+            cached = self._seconds[name] = ticks_to_seconds(ticks, self.time_base)
+        return cached
+
+    @property
+    def pts_seconds(self) -> Tensor:
+        """float64 ``(num_frames,)``: each frame's pts in seconds, ascending."""
+        return self._tensor("pts", self.pts)
+
+    @property
+    def duration_seconds(self) -> Tensor:
+        """float64 ``(num_frames,)``: each frame's duration in seconds."""
+        return self._tensor("durations", self.durations)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def begin_seconds(self) -> float | None:
+        """The first frame's pts in seconds; None for an empty index."""
+        return float(self.pts_seconds[0]) if self.pts else None
+
+    @property
+    def end_seconds(self) -> float | None:
+        """The latest ``pts + duration`` in seconds; None for an empty index."""
+        if not self.pts:
+            return None
+        return float(torch.max(self.pts_seconds + self.duration_seconds))
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def index_played_at(self, seconds: float) -> int:
+        """The index of the frame on screen at ``seconds``: the last frame whose pts is <= it,
+        clamped to ``[0, num_frames - 1]``."""
+        when = torch.tensor([seconds], dtype=torch.float64)
+        index = int(torch.searchsorted(self.pts_seconds, when, right=True)[0]) - 1
+        return min(max(index, 0), len(self.pts) - 1)
+
+    def first_index_at_or_after(self, seconds: float) -> int:
+        """The index of the first frame whose pts is >= ``seconds`` (``num_frames`` if none)."""
+        when = torch.tensor([seconds], dtype=torch.float64)
+        return int(torch.searchsorted(self.pts_seconds, when)[0])
+
+    def index_of_pts(self, ticks: int) -> int:
+        """The index of the frame with pts ``ticks``, or of the first frame after it."""
+        return bisect.bisect_left(self.pts, ticks)
+
+    def keyframe_at_or_before(self, ticks: int) -> int:
+        """The position in :attr:`keyframe_pts` of the last keyframe whose pts is <= ``ticks``
+        (its GOP number); -1 when the stream has none before it."""
+        return bisect.bisect_right(self.keyframe_pts, ticks) - 1
+
+    def keyframe_between(self, after: int, upto: int) -> bool:
+        """Whether a keyframe has a pts in ``(after, upto]`` (ticks)."""
+        k = bisect.bisect_right(self.keyframe_pts, after)
+        return k < len(self.keyframe_pts) and self.keyframe_pts[k] <= upto
+
+    def duration_after(self, ticks: int) -> int:
+        """The gap from the frame with pts ``ticks`` to the next frame (0 for the last)."""
+        k = bisect.bisect_left(self.pts, ticks)
+        return self.pts[k + 1] - self.pts[k] if k + 1 < len(self.pts) else 0
+
+    @property
+    def key_frame_indices(self) -> Tensor:
+        """int64 ``(num_keyframes,)``: the indices (presentation order) of the keyframes, as
+        torchcodec 0.17's ``_get_key_frame_indices()``."""
+        cached = self._seconds.get("keys")
+        if cached is None:
+            indices = []
+            for ticks in self.keyframe_pts:
+                k = bisect.bisect_left(self.pts, ticks)
+                if k < len(self.pts) and self.pts[k] == ticks:
+                    indices.append(k)
+            cached = self._seconds["keys"] = torch.tensor(indices, dtype=torch.int64)
+        return cached
