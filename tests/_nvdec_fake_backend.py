@@ -1,8 +1,10 @@
-"""A fake backend for tests/test_nvdec.py: it declares the optional ``allow_cpu_fallback``
-keyword of ``open_video`` (as the nvdec backend does), records what the decoder facade passed,
-and decodes with the ffmpeg backend's reader."""
+"""A fake backend for tests/test_nvdec.py: it declares ``Capabilities.cpu_fallback`` (its
+``open_video`` takes ``allow_cpu_fallback``, as the nvdec backend's does), records what the
+decoder facade passed, and decodes with the ffmpeg backend's reader."""
 
 from __future__ import annotations
+
+from mediadecode.capabilities import Capabilities
 
 SEEN: list[bool] = []  # allow_cpu_fallback of each open_video call
 
@@ -12,6 +14,7 @@ class FallbackRecordingBackend:
     priority = 1_000  # above ffmpeg: automatic selection picks it first
     devices = ("cpu",)
     media_types = ("video",)
+    capabilities = Capabilities(devices=devices, media_types=media_types, cpu_fallback=True)
     install_hint = ""
 
     @classmethod

@@ -98,6 +98,10 @@ class Capabilities:
             ``{"cuda": Tolerance(...)}`` or a single :class:`Tolerance` for every device; stored
             as a tuple of ``(device, Tolerance)`` pairs so that the object stays hashable.
         notes: one line for ``mediadecode backends`` (what it is built on, known limits).
+        cpu_fallback: a GPU backend whose ``open_video`` takes ``allow_cpu_fallback``: it may
+            decode on the CPU what its hardware cannot (reported in the reader's
+            ``cpu_fallback``); the decoder passes True only when it chose the backend
+            automatically.
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -114,6 +118,7 @@ class Capabilities:
     remote: bool | None = None
     tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
     notes: str = ""
+    cpu_fallback: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -18,7 +18,6 @@ Where torchcodec 0.17 has a rough edge we do the right thing and say so:
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import operator
@@ -31,17 +30,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import registry, selection
-from .errors import (
-    BackendUnavailableError,
-    InvalidMediaError,
-    MediaDecodeError,
-    NoBackendError,
-    StreamNotFoundError,
-    UnsafeMediaError,
-    UnsupportedRequestError,
-)
+from . import lifecycle, selection
+from .capabilities import capabilities_of
 from .fallback import CpuFallbackStatus
+from .frame_index import FrameIndex
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
@@ -49,9 +41,6 @@ from .sources import Source, as_source
 __all__ = ["VideoDecoder", "AudioDecoder", "CpuFallbackStatus"]
 
 _ITER_CHUNK = 8
-
-# Readers inherited through fork, kept alive (never closed or freed) in the child: see _Decoder._r.
-_ABANDONED_AFTER_FORK: list = []
 
 
 def _device_str(device: Any) -> str:
@@ -63,15 +52,6 @@ def _device_str(device: Any) -> str:
         torch.device(device)  # validates the spelling, raises RuntimeError on nonsense
         return device
     raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
-
-
-def _accepts_keyword(fn, name: str) -> bool:
-    """Whether callable ``fn`` declares a parameter called ``name`` (optional protocol
-    keywords are passed only to backends that declare them)."""
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return False
 
 
 def _default_num_threads() -> int:
@@ -115,63 +95,16 @@ class _Decoder:
             source_kind=self._source.kind,
             seek_mode=self._options.get("seek_mode"),
         )
-        names, choice = plan.names, plan.choice
-        explicit = choice.name is not None
         # Whether the first open chose the backend automatically: a decoder reopened after
         # pickling names its backend explicitly, but keeps what the first choice allowed.
-        self._options.setdefault("auto_selected", not explicit)
-        attempts: dict[str, str] = {}
-        last_exc: BaseException | None = None
-        for name in names:
-            if name != names[0]:  # fallbacks' availability was not checked by the plan
-                reason = registry.unavailable_reason(name)
-                if reason is not None:
-                    attempts[name] = f"unavailable: {reason}"
-                    continue
-            cls = registry.get_backend_class(name)
-            try:
-                reader = self._open_with(cls())
-            except UnsafeMediaError:
-                raise  # refused for safety: never handed to a backend with its own FFmpeg
-            except UnsupportedRequestError as exc:
-                # The backend cannot serve this request (a stream it cannot select, a channel
-                # count it cannot mix to, a codec it lacks): the next one may.
-                if explicit:
-                    raise UnsupportedRequestError(
-                        f"backend {name!r} (from {choice.origin}) cannot serve this request: {exc}"
-                    ) from exc
-                if len(names) == 1:
-                    raise
-                attempts[name] = f"cannot serve this request: {exc}"
-                last_exc = exc
-                continue
-            except (StreamNotFoundError, TypeError, ValueError):
-                raise  # the request is wrong, not the backend
-            except (InvalidMediaError, BackendUnavailableError) as exc:
-                if explicit or len(names) == 1:
-                    raise
-                attempts[name] = str(exc)
-                last_exc = exc
-                continue
-            except MediaDecodeError:
-                raise
-            except Exception as exc:
-                if explicit:
-                    raise
-                attempts[name] = f"{type(exc).__name__}: {exc}"
-                last_exc = exc
-                continue
-            self._reader = reader
-            self.backend = name
-            self._pid = os.getpid()
-            self._options["backend"] = name  # reopen with the same backend after pickling
-            return
-        lines = "; ".join(f"{n}: {why}" for n, why in attempts.items())
-        if plan.skipped:
-            lines += "; not tried: " + "; ".join(f"{n} {why}" for n, why in plan.skipped.items())
-        raise NoBackendError(
-            f"{self._source.name}: no backend could open it ({lines})", attempts, plan.skipped
-        ) from last_exc
+        self._options.setdefault("auto_selected", plan.choice.name is None)
+        reader, name = selection.open_first(
+            plan, self._source.name, lambda name, backend: self._open_with(backend)
+        )
+        self._reader = reader
+        self.backend = name
+        self._pid = os.getpid()
+        self._options["backend"] = name  # reopen with the same backend after pickling
 
     @property
     def _r(self):
@@ -185,8 +118,7 @@ class _Decoder:
                 # it (or letting it be freed) hangs: FFmpeg would join decoder threads that exist
                 # only in the parent. Keep it referenced, unused, for the life of this process.
                 # A lock held by another parent thread at fork time stays held here: replace it.
-                if stale is not None:
-                    _ABANDONED_AFTER_FORK.append(stale)
+                lifecycle.abandon(stale)
                 self._lock = threading.RLock()
             self._open()
         return self._reader
@@ -201,8 +133,7 @@ class _Decoder:
         if self._pid != os.getpid():  # forked child: never close the parent's reader (see _r)
             self._closed = True
             reader, self._reader = self._reader, None
-            if reader is not None:
-                _ABANDONED_AFTER_FORK.append(reader)
+            lifecycle.abandon(reader)
             return
         with self._lock:
             self._closed = True
@@ -220,7 +151,7 @@ class _Decoder:
         # A decoder dropped in a forked child must not free the reader it inherited (see _r).
         try:
             if self._reader is not None and self._pid != os.getpid():
-                _ABANDONED_AFTER_FORK.append(self._reader)
+                lifecycle.abandon(self._reader)
         except Exception:
             pass
 
@@ -410,7 +341,7 @@ class VideoDecoder(_Decoder):
         o = self._options
         threads = o["num_threads"] if o["num_threads"] is not None else _default_num_threads()
         extra = {}
-        if _accepts_keyword(backend_obj.open_video, "allow_cpu_fallback"):
+        if capabilities_of(type(backend_obj)).cpu_fallback:
             # A GPU backend may decode on the CPU what its hardware cannot (reported by
             # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
             extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
@@ -434,6 +365,8 @@ class VideoDecoder(_Decoder):
         self._end = float(end) if end is not None else math.inf
         rotation = meta.rotation if not getattr(reader, "frames_are_rotated", False) else None
         self._rot90 = int(round((rotation or 0) / 90)) % 4
+        # Optional reader attributes of the protocol (mediadecode.protocol.VideoStreamReader).
+        self._fills_positions = bool(getattr(reader, "fills_positions", False))
 
     def _after_unpickle(self) -> None:
         self._dimension_order = self._options["dimension_order"]
@@ -444,6 +377,13 @@ class VideoDecoder(_Decoder):
         pickled decoder has not opened it yet)."""
         self._r  # noqa: B018
         return self._metadata
+
+    @property
+    def frame_index(self) -> FrameIndex | None:
+        """The exact-mode :class:`~mediadecode.frame_index.FrameIndex` of the stream (every
+        frame's pts and duration in stream ticks, keyframes), or None in approximate mode and on
+        backends that keep no tick index (torchcodec)."""
+        return getattr(self._r, "frame_index", None)
 
     @property
     def cpu_fallback(self) -> CpuFallbackStatus:
@@ -485,7 +425,7 @@ class VideoDecoder(_Decoder):
             return FrameBatch(data=self._finish(data), pts_seconds=pts, duration_seconds=dur)
         where = {k: n for n, k in enumerate(unique)}
         order = [where[k] for k in keys]
-        if getattr(getattr(fetch, "__self__", None), "fills_positions", False):
+        if self._fills_positions:
             # no second, gathered copy of the batch
             positions: list[list[int]] = [[] for _ in unique]
             for pos, u in enumerate(order):

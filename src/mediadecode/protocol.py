@@ -49,9 +49,16 @@ class VideoStreamReader(Protocol):
         frame_durations: ``float64`` ``(num_frames,)`` durations in seconds, or None.
         frames_are_rotated: True when ``get_*`` already return frames rotated for display.
 
-    Optional attribute (not part of the runtime check): ``cpu_fallback``, a
-    :class:`~mediadecode.fallback.CpuFallbackStatus` for readers of GPU backends, which
-    ``VideoDecoder.cpu_fallback`` returns (readers without it count as "not applicable").
+    Optional attributes (not part of the runtime check; a reader without them gets the default):
+
+    - ``cpu_fallback``: a :class:`~mediadecode.fallback.CpuFallbackStatus` for readers of GPU
+      backends, which ``VideoDecoder.cpu_fallback`` returns (default: "not applicable");
+    - ``frame_index``: the exact :class:`~mediadecode.frame_index.FrameIndex` in stream ticks,
+      which ``VideoDecoder.frame_index`` returns (default None);
+    - ``fills_positions``: True when ``get_frames_at``/``get_frames_played_at`` take a
+      ``positions`` keyword (for each requested frame, the output positions that receive it:
+      duplicates in the caller's order) and return the frames already in that order (default
+      False: the facade gathers them).
     """
 
     metadata: VideoStreamMetadata
@@ -139,11 +146,11 @@ class Backend(Protocol):
     ) -> VideoStreamReader:
         """Open the video stream ``stream_index`` (None: the best one) of ``source``.
 
-        A GPU backend may also declare a keyword ``allow_cpu_fallback: bool = False``: the
-        decoder facade then passes True when it chose the backend automatically (the backend
-        may decode on the CPU what its hardware cannot, and report it in the reader's
-        ``cpu_fallback``) and False when the user named it (the backend must refuse instead,
-        with :class:`~mediadecode.errors.UnsupportedRequestError`).
+        A GPU backend that declares ``Capabilities(cpu_fallback=True)`` also takes a keyword
+        ``allow_cpu_fallback: bool = False``: the decoder facade then passes True when it chose
+        the backend automatically (the backend may decode on the CPU what its hardware cannot,
+        and report it in the reader's ``cpu_fallback``) and False when the user named it (the
+        backend must refuse instead, with :class:`~mediadecode.errors.UnsupportedRequestError`).
         """
         ...
 

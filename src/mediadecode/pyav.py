@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import torch
 
 from . import lifecycle, safety
 from .errors import InvalidMediaError, StreamNotFoundError

@@ -25,15 +25,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import re
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from . import lifecycle
 from .errors import RemoteNotFoundError, RemoteSourceError, RemoteTimeoutError
 
 __all__ = [
@@ -377,21 +376,6 @@ def check_protocol(url: str) -> None:
             raise ImportError(f"{redact_url(url)}: {exc}") from None
 
 
-# The fsspec file systems this process reads URLs through. A fork child keeps the ones it
-# inherits alive for good: freeing one there runs its finalizer, which closes the parent's pooled
-# connections through event-loop state the child shares with the parent (the epoll set), and the
-# parent then waits on those connections until its read timeout.
-_FILESYSTEMS: "weakref.WeakSet[Any]" = weakref.WeakSet()
-_INHERITED: list = []
-
-
-def _keep_inherited_filesystems() -> None:
-    _INHERITED.extend(_FILESYSTEMS)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_keep_inherited_filesystems)
-
 
 def open_remote(url: str, options: RemoteOptions, stats: ReadStats | None = None) -> "RemoteFile":
     """Open ``url`` for reading as a seekable :class:`RemoteFile` (the caller closes it).
@@ -412,7 +396,11 @@ def open_remote(url: str, options: RemoteOptions, stats: ReadStats | None = None
             from fsspec.core import url_to_fs
 
             fs, path = url_to_fs(url, **fs_kwargs)
-        _FILESYSTEMS.add(fs)
+        # A fork child keeps the file systems it inherits alive for good: freeing one there runs
+        # its finalizer, which closes the parent's pooled connections through event-loop state
+        # the child shares with the parent (the epoll set), and the parent then waits on those
+        # connections until its read timeout.
+        lifecycle.keep_alive_in_children(fs)
         return fs.open(path, "rb", **open_kwargs)
 
     try:

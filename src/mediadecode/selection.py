@@ -26,18 +26,31 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import registry
 from .capabilities import capabilities_of
-from .errors import BackendUnavailableError, UnknownBackendError, UnsupportedRequestError
+from .errors import (
+    BackendUnavailableError,
+    InvalidMediaError,
+    MediaDecodeError,
+    NoBackendError,
+    StreamNotFoundError,
+    UnknownBackendError,
+    UnsafeMediaError,
+    UnsupportedRequestError,
+)
+
+T = TypeVar("T")
 
 __all__ = [
     "use_backend",
     "current_backend_choice",
     "plan_backends",
+    "open_first",
     "Plan",
     "config_path",
 ]
@@ -237,3 +250,71 @@ def plan_backends(
             f"no available backend decodes {media_type} on {device!r} ({detail})"
         )
     return Plan(names, choice, skipped, unavailable)
+
+
+def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T]) -> tuple[T, str]:
+    """Open with the plan's backends in order; returns ``(what open_with returned, backend name)``.
+
+    ``open_with(name, backend_object)`` opens the source with one backend. The decisions after an
+    open fails live here, beside the ones before it:
+
+    - a source refused for safety (:class:`UnsafeMediaError`) is never handed to another backend
+      (one with its own FFmpeg would follow the playlist's references);
+    - a wrong request (:class:`StreamNotFoundError`, ``TypeError``, ``ValueError``) is raised at
+      once: no backend would serve it;
+    - a backend that cannot serve the request (:class:`UnsupportedRequestError`), cannot read the
+      source (:class:`InvalidMediaError`), is unavailable, or fails otherwise hands over to the
+      next in automatic selection; an explicit choice raises instead, never substituted.
+
+    Raises:
+        NoBackendError: automatic selection, and every backend tried failed (lists each and why,
+            and the ones the plan skipped).
+        UnsupportedRequestError: an explicit backend cannot serve the request (names it and where
+            the choice came from).
+        UnsafeMediaError, StreamNotFoundError, InvalidMediaError, BackendUnavailableError, ...:
+            as raised by the backend when no hand-over applies.
+    """
+    names, choice = plan.names, plan.choice
+    explicit = choice.name is not None
+    attempts: dict[str, str] = {}
+    last_exc: BaseException | None = None
+    for name in names:
+        if name != names[0]:  # fallbacks' availability was not checked by the plan
+            reason = registry.unavailable_reason(name)
+            if reason is not None:
+                attempts[name] = f"unavailable: {reason}"
+                continue
+        cls = registry.get_backend_class(name)
+        try:
+            return open_with(name, cls()), name
+        except UnsafeMediaError:
+            raise
+        except UnsupportedRequestError as exc:
+            if explicit:
+                raise UnsupportedRequestError(
+                    f"backend {name!r} (from {choice.origin}) cannot serve this request: {exc}"
+                ) from exc
+            if len(names) == 1:
+                raise
+            attempts[name] = f"cannot serve this request: {exc}"
+            last_exc = exc
+        except (StreamNotFoundError, TypeError, ValueError):
+            raise
+        except (InvalidMediaError, BackendUnavailableError) as exc:
+            if explicit or len(names) == 1:
+                raise
+            attempts[name] = str(exc)
+            last_exc = exc
+        except MediaDecodeError:
+            raise
+        except Exception as exc:
+            if explicit:
+                raise
+            attempts[name] = f"{type(exc).__name__}: {exc}"
+            last_exc = exc
+    lines = "; ".join(f"{n}: {why}" for n, why in attempts.items())
+    if plan.skipped:
+        lines += "; not tried: " + "; ".join(f"{n} {why}" for n, why in plan.skipped.items())
+    raise NoBackendError(
+        f"{source_name}: no backend could open it ({lines})", attempts, plan.skipped
+    ) from last_exc

@@ -116,8 +116,12 @@ def _keyframe_ticks(source: Source, stream_index: int) -> list[int]:
 def _frame_ticks(decoder: VideoDecoder, time_base: Fraction) -> list[int]:
     """Every frame's pts in stream ticks, in presentation order, from the exact-mode frame index
     (a packet scan: nothing is decoded)."""
-    pts = getattr(decoder._r, "frame_pts", None)  # the backend protocol's exact-mode index
-    if pts is None:  # a backend without a frame index: decode to learn the timestamps
+    index = decoder.frame_index
+    if index is not None and index.time_base == time_base:
+        return list(index.pts)
+    if index is not None:
+        pts = index.pts_seconds
+    else:  # a backend without a tick index: decode to learn the timestamps
         pts = decoder.get_frames_at(list(range(len(decoder)))).pts_seconds
     scale = time_base.denominator / time_base.numerator
     return [int(round(p * scale)) for p in pts.tolist()]

@@ -41,36 +41,20 @@ import io
 import os
 import re
 import threading
-import weakref
 from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from .. import lifecycle
 from ..capabilities import Capabilities, Tolerance
 from ..errors import DecodingError, InvalidMediaError, UnsupportedRequestError
+from ..frame_index import FrameIndex, fill_missing_durations
 from ..metadata import AudioStreamMetadata, VideoStreamMetadata, resolve_video
 from ..sources import Source
 
 __all__ = ["DecordBackend", "DecordVideoReader", "DecordAudioReader"]
-
-# Readers inherited through fork: never freed in the child (freeing them aborts or crashes).
-_ABANDONED: list = []
-
-# Every decord reader alive in this process. In a forked child they are all moved to _ABANDONED
-# at once, so that none is freed there, not even one that the garbage collector would reach
-# later as part of a reference cycle.
-_LIVE: "weakref.WeakSet" = weakref.WeakSet()
-
-
-def _keep_inherited_readers() -> None:
-    _ABANDONED.extend(list(_LIVE))
-    _LIVE.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_keep_inherited_readers)
 
 # Any decoding failure counts past this fraction of the frames: decord raises instead of
 # substituting the previous frame.
@@ -192,13 +176,14 @@ class _LazyHandle:
 
     def get(self):
         if self._handle is not None and self._pid != os.getpid():
-            _ABANDONED.append(self._handle)  # freeing it here would abort: keep it
+            lifecycle.abandon(self._handle)  # freeing it here would abort: keep it
             self._handle = None
         if self._handle is None:
             self._handle = self._opener()
             self._pid = os.getpid()
+            # A fork child must never free it, not even through the cycle collector.
             try:
-                _LIVE.add(self._handle)
+                lifecycle.keep_alive_in_children(self._handle)
             except TypeError:  # pragma: no cover - not weak-referenceable
                 pass
         return self._handle
@@ -206,7 +191,7 @@ class _LazyHandle:
     def close(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None and self._pid != os.getpid():
-            _ABANDONED.append(handle)
+            lifecycle.abandon(handle)
         # In the owning process, dropping the last reference frees it.
 
 
@@ -249,23 +234,29 @@ class DecordVideoReader:
             raise InvalidMediaError(f"{source.name}: decord cannot index it: {_clean(exc)}") from exc
         tb: Fraction = info["time_base"]
         start = int(info["start"] or 0)
+        self.frame_index: FrameIndex | None = None
         if tb:
             scale = tb.numerator / tb.denominator
             begin_ticks = np.rint(stamps[:, 0] / scale).astype(np.int64)
             end_ticks = np.rint(stamps[:, 1] / scale).astype(np.int64)
-            # seconds as FFmpeg computes them: double(ticks) * num / den
-            pts = torch.from_numpy(begin_ticks + start).to(torch.float64) * tb.numerator / tb.denominator
-            durations = torch.from_numpy(end_ticks - begin_ticks).to(torch.float64) * tb.numerator / tb.denominator
+            pts_ticks = (begin_ticks + start).tolist()
+            durations_ticks = fill_missing_durations(pts_ticks, (end_ticks - begin_ticks).tolist())
+            try:
+                keys = sorted(pts_ticks[k] for k in vr.get_key_indices() if 0 <= k < n)
+            except Exception:  # pragma: no cover - decord builds without keyframe indices
+                keys = []
+            self.frame_index = FrameIndex(tb, pts_ticks, durations_ticks, keys)
+            pts = self.frame_index.pts_seconds
+            durations = self.frame_index.duration_seconds
         else:  # pragma: no cover - a stream without a time base
             pts = torch.from_numpy(stamps[:, 0])
             durations = torch.from_numpy(stamps[:, 1]) - pts
-        # Fill missing durations from the gap to the next frame, as the ffmpeg backend does.
-        gaps = torch.diff(pts)
-        for k in torch.nonzero(durations <= 0).flatten().tolist():
-            if k < n - 1:
-                durations[k] = gaps[k]
-            elif k > 0:
-                durations[k] = durations[k - 1]
+            gaps = torch.diff(pts)
+            for k in torch.nonzero(durations <= 0).flatten().tolist():
+                if k < n - 1:
+                    durations[k] = gaps[k]
+                elif k > 0:
+                    durations[k] = durations[k - 1]
         self.frame_pts = pts
         self.frame_durations = durations
         rotation = info.get("rotation")
@@ -466,8 +457,6 @@ class DecordBackend:
 
     name = "decord"
     priority = 20
-    devices = ("cpu",)
-    media_types = ("video", "audio")
     install_hint = 'pip install "mediadecode[decord]"'
     capabilities = Capabilities(
         devices=("cpu",),
@@ -484,6 +473,9 @@ class DecordBackend:
         tolerance={"cpu": Tolerance(audio_max_abs=1e-5)},
         notes="decord's bundled FFmpeg (decord2: FFmpeg 8; decord 0.6: no AV1)",
     )
+    # Stated once, in the capabilities; the class attributes mirror them for the protocol.
+    devices = capabilities.devices
+    media_types = capabilities.media_types
 
     _reason: str | None = None
     _checked = False

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import index_cache, lifecycle
+from ..capabilities import Capabilities
 from ..engine import (
     CpuDecoderSetup,
     DecodeCursor,
@@ -328,8 +329,10 @@ class FFmpegBackend:
 
     name = "ffmpeg"
     priority = 100
-    devices = ("cpu",)
-    media_types = ("video", "audio")
+    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"))
+    # Stated once, in the capabilities; the class attributes mirror them for the protocol.
+    devices = capabilities.devices
+    media_types = capabilities.media_types
     install_hint = "pip install av"
 
     @classmethod

@@ -39,7 +39,6 @@ import dataclasses
 from contextlib import nullcontext
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..capabilities import Capabilities, Tolerance
@@ -569,8 +568,6 @@ class NVDECBackend:
 
     name = "nvdec"
     priority = 60
-    devices = ("cuda",)
-    media_types = ("video",)
     install_hint = (
         "an NVIDIA GPU and driver, a CUDA build of torch, and PyAV's wheel (pip install av), "
         "whose FFmpeg includes NVDEC"
@@ -584,7 +581,11 @@ class NVDECBackend:
         # files, and odd-sized frames may differ in their last row/column (see module doc).
         tolerance={"cuda": Tolerance(max_abs=2, mean_abs=1.05)},
         notes="NVDEC via PyAV (FFmpeg hwaccel), swscale-exact colour conversion in torch on the GPU",
+        cpu_fallback=True,
     )
+    # Stated once, in the capabilities; the class attributes mirror them for the protocol.
+    devices = capabilities.devices
+    media_types = capabilities.media_types
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

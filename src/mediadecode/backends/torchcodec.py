@@ -393,8 +393,6 @@ class TorchCodecBackend:
 
     name = "torchcodec"
     priority = 50
-    devices = ("cpu", "cuda")
-    media_types = ("video", "audio")
     install_hint = 'pip install "mediadecode[torchcodec]"'
     capabilities = Capabilities(
         devices=("cpu", "cuda"),
@@ -412,6 +410,9 @@ class TorchCodecBackend:
         },
         notes="system FFmpeg 4-8 shared libraries; CUDA through NVDEC",
     )
+    # Stated once, in the capabilities; the class attributes mirror them for the protocol.
+    devices = capabilities.devices
+    media_types = capabilities.media_types
 
     _reason: str | None = None
     _checked = False
