@@ -63,6 +63,43 @@ def manifest(media_dir) -> dict[str, list[tuple[str, ...]]]:
     return parse_manifest(media_dir / "MANIFEST.md")
 
 
+# -- torchcodec as a reference --------------------------------------------------------------------
+
+
+def torchcodec_or_skip():
+    """``torchcodec.decoders``, or skip the calling test with the reason torchcodec cannot decode
+    here: not installed, or (torchcodec 0.17 imports without them) its native core cannot load
+    FFmpeg's shared libraries, as on a fresh machine without system FFmpeg. The reason is the
+    torchcodec backend's own availability check, so tests and ``list_backends()`` agree."""
+    from mediadecode import registry
+
+    reason = registry.unavailable_reason("torchcodec") if "torchcodec" in registry.registry() else (
+        "the torchcodec backend is not registered")
+    if reason is not None:
+        pytest.skip(f"torchcodec cannot decode here: {reason}")
+    from torchcodec import decoders
+
+    return decoders
+
+
+def ffmpeg_cli_or_skip(tool: str = "ffmpeg") -> str:
+    """The path of FFmpeg's ``ffmpeg``/``ffprobe`` command, or skip the calling test when it is
+    missing or cannot run (its shared libraries absent)."""
+    import shutil
+    import subprocess
+
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"the {tool} command is not installed")
+    try:
+        ok = subprocess.run([path, "-version"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok:
+        pytest.skip(f"the {tool} command does not run here (FFmpeg's shared libraries missing?)")
+    return path
+
+
 # -- PyAV reference ------------------------------------------------------------------------------
 
 

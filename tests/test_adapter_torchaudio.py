@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import media_path
+from conftest import media_path, torchcodec_or_skip
 
 sf = pytest.importorskip("soundfile", reason="soundfile (libsndfile) is the WAV/FLAC reference")
 av = pytest.importorskip("av")
@@ -435,6 +435,7 @@ def test_yesno_dataset_through_mediadecode_in_dataloader_workers(yesno_root, bac
     torchaudio = pytest.importorskip("torchaudio")
     if backend not in mta.list_audio_backends():
         pytest.skip(f"backend {backend} is not available here")
+    torchcodec_or_skip()  # the reference is torchaudio's own load, which reads with torchcodec
     dataset = torchaudio.datasets.YESNO(str(yesno_root), download=False)
     assert len(dataset) == len(YESNO_FILES)
     outside = _read_all(_Probe(dataset), workers=0)  # torchaudio's own load (torchcodec)

@@ -79,7 +79,9 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 
 
 def test_every_error_is_exported_and_a_runtime_error():
-    assert len(ALL_ERRORS) == 13  # 9 + UnsafeMediaError and the three Remote*Error (issue 8)
+    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), FrameMappingsError and
+    # InvalidArgumentError (issue 13)
+    assert len(ALL_ERRORS) == 15
     for cls in ALL_ERRORS:
         assert issubclass(cls, MediaDecodeError), cls
         assert issubclass(cls, RuntimeError), cls

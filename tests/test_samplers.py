@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import mediadecode as md
-from conftest import pyav_reference
+from conftest import pyav_reference, torchcodec_or_skip
 from mediadecode import samplers
 
 CPU_VIDEO_BACKENDS = [
@@ -171,11 +171,10 @@ def test_nhwc_decoder_gives_nhwc_clips(clip):
 
 
 def _torchcodec():
-    try:
-        from torchcodec import samplers as tc_samplers
-        from torchcodec.decoders import VideoDecoder as TCDecoder
-    except Exception as exc:  # not installed, or FFmpeg's shared libraries missing
-        pytest.skip(f"torchcodec cannot be loaded here: {type(exc).__name__}: {exc}")
+    torchcodec_or_skip()
+    from torchcodec import samplers as tc_samplers
+    from torchcodec.decoders import VideoDecoder as TCDecoder
+
     return tc_samplers, TCDecoder
 
 

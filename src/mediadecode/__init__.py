@@ -4,10 +4,13 @@ Importing this package imports no backend and loads no native decoder library; t
 registry is read on first use.
 """
 
-from .decoders import AudioDecoder, VideoDecoder
+from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
+from .decoders import AudioDecoder, SimpleVideoDecoder, VideoDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
+    FrameMappingsError,
+    InvalidArgumentError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -21,6 +24,8 @@ from .errors import (
     UnsupportedRequestError,
 )
 from .capabilities import Capabilities, Tolerance
+from .fallback import CpuFallbackStatus
+from .frame_index import FrameIndex
 from .frames import AudioSamples, Frame, FrameBatch
 from .metadata import AudioStreamMetadata, ContainerMetadata, StreamMetadata, VideoStreamMetadata
 from .registry import BackendInfo, list_backends
@@ -30,7 +35,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VideoDecoder",
+    "SimpleVideoDecoder",
     "AudioDecoder",
+    "CpuFallbackStatus",
+    "FrameIndex",
+    "set_cuda_backend",
+    "get_nvdec_cache_capacity",
+    "set_nvdec_cache_capacity",
     "Frame",
     "FrameBatch",
     "AudioSamples",
@@ -57,6 +68,8 @@ __all__ = [
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "FrameMappingsError",
+    "InvalidArgumentError",
 ]
 
 

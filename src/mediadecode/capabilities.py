@@ -102,6 +102,10 @@ class Capabilities:
             decode on the CPU what its hardware cannot (reported in the reader's
             ``cpu_fallback``); the decoder passes True only when it chose the backend
             automatically.
+        frame_mappings: its ``open_video`` takes ``frame_mappings`` (a
+            :class:`~mediadecode.frame_index.FrameMappings`, torchcodec 0.17's
+            ``custom_frame_mappings``) and uses it as the exact-mode index instead of scanning;
+            backends that cannot are skipped (automatic) or refuse (explicit) such requests.
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -119,6 +123,7 @@ class Capabilities:
     tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
     notes: str = ""
     cpu_fallback: bool = False
+    frame_mappings: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -175,6 +180,7 @@ class Capabilities:
         device: str = "cpu",
         source_kind: str | None = None,
         seek_mode: str | None = None,
+        frame_mappings: bool = False,
     ) -> str | None:
         """None when a request with these properties is within the capabilities, otherwise
         the reason in a few words (``"does not decode video"``...). ``None`` arguments are not
@@ -202,6 +208,8 @@ class Capabilities:
             return (
                 f"has no seek_mode={seek_mode!r}; its seek modes: {', '.join(self.seek_modes)}"
             )
+        if media_type == "video" and frame_mappings and not self.frame_mappings:
+            return "cannot take custom_frame_mappings (it builds its own frame index)"
         return None
 
     def summary(self) -> str:
@@ -213,6 +221,8 @@ class Capabilities:
         ]
         if not self.any_stream:
             parts.append("best stream only")
+        if self.frame_mappings:
+            parts.append("custom frame mappings")
         if self.audio_num_channels != "any" and "audio" in self.media_types:
             parts.append("audio channels: mono or native")
         tols = [

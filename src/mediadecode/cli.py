@@ -1,9 +1,12 @@
-"""Command line: ``mediadecode info|frames|backends`` (also ``python -m mediadecode``).
+"""Command line: ``mediadecode info|frames|index|backends`` (also ``python -m mediadecode``).
 
 - ``mediadecode info [FILE]``: container, streams and the numbers an ML user needs (frames, fps,
   duration, size, rotation, sample rate...).
 - ``mediadecode frames [FILE] --at 0,10,20 -o sheet.png``: a contact sheet PNG of those frames with
   each frame's index and pts written under it.
+- ``mediadecode index FILE > frames.json``: the exact-mode frame index of a video stream (from
+  our packet scan, no decoding) as ffprobe's ``-show_frames -of json`` writes it, for
+  ``VideoDecoder(..., custom_frame_mappings="frames.json")`` (torchcodec 0.17 reads it too).
 - ``mediadecode backends``: every registered backend, available or not and why, and its
   capabilities (devices, media types, source kinds, seek modes, codecs, pixel tolerance).
 
@@ -246,6 +249,33 @@ def _cmd_frames(args) -> int:
     return 0
 
 
+def _cmd_index(args) -> int:
+    import json
+
+    import mediadecode as md
+
+    with md.VideoDecoder(args.file, stream_index=args.stream_index, backend=args.backend,
+                         seek_mode="exact", **_source_options(args)) as dec:
+        index = dec.frame_index
+        if index is None:
+            raise ValueError(
+                f"backend {dec.backend!r} keeps no frame index in stream ticks; use --backend ffmpeg"
+            )
+        data = index.as_ffprobe_json(stream_index=dec.metadata.stream_index)
+    text = json.dumps(data, indent=4) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        tmp = Path(args.output + ".part")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, args.output)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return 0
+
+
 def _cmd_backends(args) -> int:
     import mediadecode as md
 
@@ -290,6 +320,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_frames.add_argument("--stream-index", type=int, default=None)
     p_frames.add_argument("-o", "--output", default="sheet.png", help="PNG to write (default: sheet.png)")
     p_frames.set_defaults(func=_cmd_frames)
+
+    p_index = sub.add_parser(
+        "index", help="write a video stream's frame index as ffprobe -show_frames JSON "
+                      "(for custom_frame_mappings)")
+    p_index.add_argument("file", help="media file or URL")
+    p_index.add_argument("--stream-index", type=int, default=None,
+                         help="video stream (default: FFmpeg's best)")
+    p_index.add_argument("--backend", default="ffmpeg",
+                         help="backend whose scan builds the index (default: ffmpeg)")
+    p_index.add_argument("--storage-options", default=None, metavar="JSON",
+                         help="for URLs: fsspec storage options as a JSON object")
+    p_index.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                         help="for URLs: connect and read timeout")
+    p_index.add_argument("--allow-playlists", action="store_true",
+                         help="let FFmpeg open playlist-type formats of trusted local files")
+    p_index.add_argument("-o", "--output", default=None,
+                         help="JSON file to write (default: standard output)")
+    p_index.set_defaults(func=_cmd_index)
 
     p_backends = sub.add_parser("backends", help="list backends, available or not and why")
     p_backends.set_defaults(func=_cmd_backends)

@@ -32,20 +32,33 @@ from torch import Tensor
 
 from . import lifecycle, selection
 from .capabilities import capabilities_of
+from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
+from .errors import MediaDecodeError
 from .fallback import CpuFallbackStatus
-from .frame_index import FrameIndex
+from .frame_index import FrameIndex, read_ffprobe_json
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
 
-__all__ = ["VideoDecoder", "AudioDecoder", "CpuFallbackStatus"]
+__all__ = [
+    "VideoDecoder",
+    "SimpleVideoDecoder",
+    "AudioDecoder",
+    "CpuFallbackStatus",
+    "VideoStreamMetadata",
+    "AudioStreamMetadata",
+    "set_cuda_backend",
+    "get_nvdec_cache_capacity",
+    "set_nvdec_cache_capacity",
+]
 
 _ITER_CHUNK = 8
 
 
 def _device_str(device: Any) -> str:
     if device is None:
-        return "cpu"
+        # torchcodec 0.17: None means the current default device
+        return str(torch.get_default_device())
     if isinstance(device, torch.device):
         return str(device)
     if isinstance(device, str):
@@ -94,10 +107,11 @@ class _Decoder:
             self._options.get("backend"),
             source_kind=self._source.kind,
             seek_mode=self._options.get("seek_mode"),
+            frame_mappings=self._options.get("frame_mappings") is not None,
         )
         # Whether the first open chose the backend automatically: a decoder reopened after
         # pickling names its backend explicitly, but keeps what the first choice allowed.
-        self._options.setdefault("auto_selected", plan.choice.name is None)
+        self._options.setdefault("auto_selected", plan.choice.allows_cpu_fallback)
         reader, name = selection.open_first(
             plan, self._source.name, lambda name, backend: self._open_with(backend)
         )
@@ -204,6 +218,26 @@ class _Decoder:
         return self._source.stats
 
 
+def _as_index(value: Any, name: str = "frame index") -> int:
+    """An int from an ``int``, a NumPy integer or an integer 0-d tensor (as torchcodec 0.17
+    accepts them); bools are refused."""
+    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+
+
+def _as_seconds(value: Any, name: str = "seconds") -> float:
+    """A float from a real number or a one-element tensor (as torchcodec 0.17 accepts them)."""
+    if isinstance(value, Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        return float(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
 def _as_index_list(indices: Any) -> list[int]:
     if isinstance(indices, Tensor):
         if indices.dtype.is_floating_point or indices.dtype == torch.bool:
@@ -227,12 +261,7 @@ def _as_seconds_list(seconds: Any) -> list[float]:
         return [float(s) for s in seconds.reshape(-1).tolist()]
     if isinstance(seconds, (str, bytes)):
         raise TypeError("seconds must be a sequence of numbers or a tensor")
-    out = []
-    for s in list(seconds):
-        if not isinstance(s, numbers.Real) or isinstance(s, bool):
-            raise TypeError(f"seconds must be numbers, got {type(s).__name__}")
-        out.append(float(s))
-    return out
+    return [_as_seconds(s) for s in list(seconds)]
 
 
 class VideoDecoder(_Decoder):
@@ -250,7 +279,8 @@ class VideoDecoder(_Decoder):
         num_threads: decoding threads. None (default): 1 inside a DataLoader worker, otherwise 0,
             which lets FFmpeg pick from the core count. ``num_ffmpeg_threads`` (torchcodec's
             spelling) is accepted as an alias.
-        device: ``"cpu"`` (default) or a CUDA device for GPU backends.
+        device: ``"cpu"``, or a CUDA device for GPU backends; None (default) means torch's
+            default device, ``torch.get_default_device()``, as in torchcodec 0.17.
         seek_mode: ``"exact"`` (default) scans the packets once at open (no decoding) so that
             frame ``i`` is always the i-th frame in presentation order and ``num_frames`` is exact;
             ``"approximate"`` trusts the header (frame count, rate, duration) and maps index ``i``
@@ -265,6 +295,16 @@ class VideoDecoder(_Decoder):
         allow_playlists: let FFmpeg open playlist-type formats (HLS, ffconcat, image-sequence
             patterns...) that make it open other files; False (default) refuses them with
             :class:`~mediadecode.errors.UnsafeMediaError`. Only for trusted local files.
+        custom_frame_mappings: ffprobe's frame list as JSON, torchcodec 0.17's argument: a path,
+            JSON text (``str`` or ``bytes``) or a file object holding
+            ``{"frames": [{"pts": ..., "duration": ..., "key_frame": 0|1}, ...]}``
+            (``pkt_pts``/``pkt_duration`` also accepted), pts and durations in the stream's time
+            base. It is the exact-mode index: no scan at open. Make it with
+            ``mediadecode index VIDEO > frames.json`` or ``ffprobe -v error -i VIDEO
+            -select_streams v:0 -show_frames -show_entries frame=pts,duration,pkt_duration,key_frame
+            -of json``. Backends that cannot take it (decord) are skipped. Malformed JSON raises
+            ``ValueError``; mappings whose first frame is not the stream's raise
+            :class:`~mediadecode.errors.FrameMappingsError` (a ``RuntimeError``).
 
     Attributes:
         metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
@@ -301,13 +341,14 @@ class VideoDecoder(_Decoder):
         stream_index: int | None = None,
         dimension_order: str = "NCHW",
         num_threads: int | None = None,
-        device: str | torch.device | None = "cpu",
+        device: str | torch.device | None = None,
         seek_mode: str = "exact",
         backend: str | None = None,
         num_ffmpeg_threads: int | None = None,
         storage_options: dict | None = None,
         timeout: float | tuple[float, float] | None = None,
         allow_playlists: bool = False,
+        custom_frame_mappings: Any = None,
     ):
         if dimension_order not in ("NCHW", "NHWC"):
             raise ValueError(
@@ -333,6 +374,14 @@ class VideoDecoder(_Decoder):
             "backend": backend,
         }
         self._dimension_order = dimension_order
+        # custom_frame_mappings: read and checked here, before anything opens (as torchcodec)
+        if custom_frame_mappings is not None:
+            if seek_mode == "approximate":
+                raise ValueError(
+                    "custom_frame_mappings is incompatible with seek_mode='approximate'; leave "
+                    "seek_mode unspecified (or 'exact') to use the custom frame mappings."
+                )
+            options["frame_mappings"] = read_ffprobe_json(custom_frame_mappings)
         source = as_source(source, storage_options=storage_options, timeout=timeout,
                            allow_playlists=allow_playlists)
         super().__init__(source, options)
@@ -345,6 +394,8 @@ class VideoDecoder(_Decoder):
             # A GPU backend may decode on the CPU what its hardware cannot (reported by
             # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
             extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
+        if o.get("frame_mappings") is not None:  # only backends declaring frame_mappings get here
+            extra["frame_mappings"] = o["frame_mappings"]
         reader = backend_obj.open_video(
             self._source,
             stream_index=o["stream_index"],
@@ -386,11 +437,38 @@ class VideoDecoder(_Decoder):
         return getattr(self._r, "frame_index", None)
 
     @property
+    def key_frame_indices(self) -> Tensor:
+        """int64 ``(num_keyframes,)``: the indices (presentation order) of the stream's
+        keyframes, as torchcodec 0.17's ``VideoDecoder._get_key_frame_indices()``; from the
+        exact-mode index (the scan or ``custom_frame_mappings``) or the backend's own library.
+
+        Raises:
+            RuntimeError (:class:`~mediadecode.errors.MediaDecodeError`): approximate mode, or a
+                backend that does not know its keyframes (torchcodec also raises
+                ``RuntimeError`` without a scan).
+        """
+        reader = self._r
+        keys = getattr(reader, "key_frame_indices", None)  # optional reader attribute (protocol)
+        if keys is None and getattr(reader, "frame_index", None) is not None:
+            keys = reader.frame_index.key_frame_indices
+        if keys is None:
+            raise MediaDecodeError(
+                f"{self._source.name}: the keyframes are known only in seek_mode='exact' "
+                f"(backend {self.backend!r}, seek_mode={self._options.get('seek_mode')!r})"
+            )
+        return keys.clone()
+
+    def _get_key_frame_indices(self) -> Tensor:
+        """torchcodec 0.17's spelling of :attr:`key_frame_indices`."""
+        return self.key_frame_indices
+
+    @property
     def cpu_fallback(self) -> CpuFallbackStatus:
         """Whether a GPU decoder fell back to decoding on the CPU, as torchcodec's
         ``VideoDecoder.cpu_fallback``: ``bool(status)`` is True after a fallback, ``str(status)``
         says why. The backend's reader provides it (``reader.cpu_fallback``); for a backend that
-        decodes on the CPU anyway it is a status that says "not applicable" (``bool`` False)."""
+        decodes on the CPU anyway it is torchcodec's CPU status, ``"[CPU] Fallback status: No fallback
+        required"`` (``bool`` False)."""
         status = getattr(self._r, "cpu_fallback", None)
         if status is None:
             return CpuFallbackStatus.not_applicable(self.backend or "")
@@ -473,7 +551,7 @@ class VideoDecoder(_Decoder):
         """
         if isinstance(key, slice):
             return self._frames_at(list(range(*key.indices(len(self))))).data
-        if isinstance(key, bool):
+        if isinstance(key, bool) or (isinstance(key, Tensor) and key.dtype == torch.bool):
             raise TypeError("frame index must be an int or a slice, not bool")
         try:
             index = operator.index(key)
@@ -496,9 +574,7 @@ class VideoDecoder(_Decoder):
         Raises:
             IndexError: ``index`` is out of range.
         """
-        if isinstance(index, bool):
-            raise TypeError("frame index must be an int, not bool")
-        batch = self._frames_at([operator.index(index)])
+        batch = self._frames_at([_as_index(index)])
         return Frame(batch.data[0], float(batch.pts_seconds[0]), float(batch.duration_seconds[0]))
 
     def get_frames_at(self, indices: Sequence[int] | Tensor) -> FrameBatch:
@@ -526,9 +602,8 @@ class VideoDecoder(_Decoder):
             ValueError: ``step <= 0``, or ``start > stop`` once negatives are resolved (torchcodec
                 returns an empty batch there; a reversed range is almost always a bug).
         """
-        for name, v in (("start", start), ("stop", stop), ("step", step)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        start, stop, step = (_as_index(v, name) for name, v in
+                             (("start", start), ("stop", stop), ("step", step)))
         if step <= 0:
             raise ValueError(f"step must be positive, got {step}")
         n = len(self)
@@ -542,8 +617,7 @@ class VideoDecoder(_Decoder):
     # -- time access ---------------------------------------------------------------------------
 
     def _check_time(self, seconds: float) -> float:
-        if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool):
-            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+        seconds = _as_seconds(seconds)
         if not (self._begin <= seconds < self._end):
             raise IndexError(
                 f"Invalid pts in seconds: {seconds}. It must be greater than or equal to "
@@ -598,6 +672,10 @@ class VideoDecoder(_Decoder):
             ValueError: ``start_seconds > stop_seconds``, ``start_seconds`` outside
                 ``[begin, end)`` or ``stop_seconds > end`` (as torchcodec), or ``fps <= 0``.
         """
+        start_seconds = _as_seconds(start_seconds, "start_seconds")
+        stop_seconds = _as_seconds(stop_seconds, "stop_seconds")
+        if fps is not None:
+            fps = _as_seconds(fps, "fps")
         if not start_seconds <= stop_seconds:
             raise ValueError(
                 f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
@@ -642,6 +720,11 @@ class VideoDecoder(_Decoder):
             return self._frames_at(list(range(self._num_frames)))
         return self.get_frames_played_in_range(self._begin, self._end, fps=fps)
 
+
+
+SimpleVideoDecoder = VideoDecoder
+"""torchcodec 0.17's ``torchcodec.decoders.SimpleVideoDecoder``: the same class as
+:class:`VideoDecoder` (an alias kept from torchcodec's early releases)."""
 
 
 class AudioDecoder(_Decoder):

@@ -28,6 +28,10 @@ class                           raised when                              also a
                                 error; ``.url`` (redacted), ``.status``
 ``RemoteNotFoundError``         a URL source answers 404 / no such key   ``SourceNotFoundError``
 ``RemoteTimeoutError``          a URL source does not answer in time     ``TimeoutError``
+``FrameMappingsError``          ``custom_frame_mappings`` that do not    (``MediaDecodeError``)
+                                fit the stream (another stream's pts)
+``InvalidArgumentError``        a bad argument that torchcodec checks in ``ValueError``
+                                C++ (it raises ``RuntimeError`` there)
 ==============================  =======================================  ==========================
 
 Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
@@ -50,6 +54,8 @@ __all__ = [
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "FrameMappingsError",
+    "InvalidArgumentError",
 ]
 
 
@@ -164,3 +170,18 @@ class RemoteNotFoundError(RemoteSourceError, SourceNotFoundError):
 class RemoteTimeoutError(RemoteSourceError, TimeoutError):
     """The server did not connect or send data within the timeout (``timeout=``); also a
     :class:`TimeoutError`."""
+
+
+class FrameMappingsError(MediaDecodeError):
+    """``custom_frame_mappings`` that parse but do not fit the stream: their timestamps are not
+    the stream's (another stream, another time base, another file). A :class:`RuntimeError`, as
+    torchcodec 0.17 raises when decoding with such mappings (it finds out only at the frame it
+    cannot reach); raised at open, naming the source. Malformed JSON is a :class:`ValueError`.
+    """
+
+
+class InvalidArgumentError(MediaDecodeError, ValueError):
+    """A bad argument that torchcodec 0.17 rejects with a ``RuntimeError`` (its checks in C++:
+    a negative NVDEC cache capacity, an out-of-range index passed as a tensor...). Both
+    ``except ValueError`` (the Python convention) and ``except RuntimeError`` (code written for
+    torchcodec) catch it."""

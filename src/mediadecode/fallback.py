@@ -25,7 +25,8 @@ class CpuFallbackStatus:
         reason: why it fell back (codec without an NVDEC decoder, a profile the GPU does not
             support...); empty without a fallback.
         applicable: False for backends that decode on the CPU by design (their status is known
-            and is never a fallback).
+            and is never a fallback; ``str()`` is torchcodec 0.17's text for a CPU decoder,
+            ``"[CPU] Fallback status: No fallback required"``).
     """
 
     status_known: bool = False
@@ -44,9 +45,10 @@ class CpuFallbackStatus:
         return self.status_known and self.is_fallback
 
     def __str__(self) -> str:
-        label = f"[{self.backend}] Fallback status:"
         if not self.applicable:
-            return f"{label} not applicable (this backend decodes on the CPU)"
+            # torchcodec 0.17 labels a CPU decoder's status by its device, "CPU"
+            return "[CPU] Fallback status: No fallback required"
+        label = f"[{self.backend}] Fallback status:"
         if not self.status_known:
             return f"{label} Unknown"
         if self.is_fallback:

@@ -6,14 +6,17 @@ time base, so seeking compares exact integers, and the seconds are derived once 
 torchcodec compute them: ``double(ticks) * num / den``).
 
 An index is built from a packet scan (:meth:`FrameIndex.from_packets`, demux only, no decoding),
-read back from the index cache (:meth:`FrameIndex.from_dict`), or made by a backend from what its
-library reports. It is validated once, then trusted by every backend, the decoder facade, the
+read back from the index cache (:meth:`FrameIndex.from_dict`), taken from ffprobe's JSON
+(:meth:`FrameIndex.from_ffprobe_json`: torchcodec 0.17's ``custom_frame_mappings``), or made by a
+backend from what its library reports. :meth:`FrameIndex.as_ffprobe_json` writes the JSON back. It is validated once, then trusted by every backend, the decoder facade, the
 index cache and the adapters (``VideoDecoder.frame_index``).
 """
 
 from __future__ import annotations
 
 import bisect
+import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,7 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["FrameIndex", "fill_missing_durations", "ticks_to_seconds"]
+from .errors import FrameMappingsError
+
+__all__ = ["FrameIndex", "FrameMappings", "read_ffprobe_json", "fill_missing_durations", "ticks_to_seconds"]
 
 
 def ticks_to_seconds(ticks: Sequence[int], time_base: Fraction) -> Tensor:
@@ -43,6 +48,102 @@ def fill_missing_durations(pts: Sequence[int], durations: Sequence[int]) -> list
             elif k > 0:
                 out[k] = out[k - 1]
     return out
+
+
+@dataclass(frozen=True)
+class FrameMappings:
+    """Frames as ffprobe lists them (``-show_frames`` JSON), parsed and checked, not yet tied to
+    a stream: each frame's pts and duration in the stream's ticks and whether it is a keyframe,
+    in the order of the JSON (presentation order for ``-show_frames``; any order is accepted).
+
+    Build it with :func:`read_ffprobe_json`; a backend turns it into a :class:`FrameIndex` with
+    :meth:`FrameIndex.from_ffprobe_json` once it knows the stream's time base.
+    """
+
+    pts: tuple[int, ...]
+    durations: tuple[int, ...]
+    key_frames: tuple[bool, ...]
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+def _ffprobe_text(mappings: Any) -> Any:
+    """The JSON value of ``mappings``: a path (``os.PathLike``, or a ``str`` that is not JSON text
+    and names a file), JSON text (``str``, ``bytes``), a binary or text file object, or an already
+    decoded ``dict``."""
+    if isinstance(mappings, dict):
+        return mappings
+    if isinstance(mappings, os.PathLike) or (
+        isinstance(mappings, str) and mappings.lstrip()[:1] not in ("{", "[", "")
+        and os.path.isfile(mappings)
+    ):
+        with open(mappings, "rb") as f:
+            return json.load(f)
+    if hasattr(mappings, "read"):
+        return json.load(mappings)
+    if isinstance(mappings, (str, bytes, bytearray)):
+        return json.loads(mappings)
+    raise TypeError(
+        "custom_frame_mappings must be a path, JSON text (str or bytes) or a file object, got "
+        f"{type(mappings).__name__}"
+    )
+
+
+def read_ffprobe_json(mappings: Any) -> FrameMappings:
+    """Parse ffprobe's frame list, as torchcodec 0.17's ``VideoDecoder(custom_frame_mappings=)``
+    reads it: ``{"frames": [{"pts": int, "duration": int, "key_frame": 0|1}, ...]}`` with
+    ``pkt_pts``/``pkt_duration`` accepted for ``pts``/``duration`` (the names the first frame
+    uses apply to all), other fields ignored. Made by
+    ``ffprobe -v error -i VIDEO -select_streams v:0 -show_frames
+    -show_entries frame=pts,duration,pkt_duration,key_frame -of json`` or
+    ``mediadecode index VIDEO``.
+
+    Args:
+        mappings: a path (``os.PathLike``, or a ``str`` naming a file), JSON text (``str`` or
+            ``bytes``), a file object, or the decoded ``dict``. torchcodec takes no paths.
+
+    Raises:
+        ValueError: not JSON, no ``"frames"`` list, an empty one (torchcodec raises
+            ``IndexError`` there), a frame without the three keys, or a value that is not an
+            integer (messages as torchcodec's).
+        TypeError: ``mappings`` is none of those types.
+        OSError: the path cannot be read.
+    """
+    try:
+        data = _ffprobe_text(mappings)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"Invalid custom frame mappings: {exc}. It should be a valid JSON string or a "
+            "file-like object."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"Invalid custom frame mappings: {exc}") from exc
+    if not data or not isinstance(data, dict) or "frames" not in data:
+        raise ValueError(
+            "Invalid custom frame mappings. The input is empty or missing the required "
+            "'frames' key."
+        )
+    frames = data["frames"]
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) for f in frames):
+        raise ValueError("Invalid custom frame mappings: 'frames' must be a non-empty list of objects")
+    first = frames[0]
+    pts_key = next((k for k in ("pts", "pkt_pts") if k in first), None)
+    duration_key = next((k for k in ("duration", "pkt_duration") if k in first), None)
+    if not pts_key or not duration_key or "key_frame" not in first:
+        raise ValueError(
+            "Invalid custom frame mappings. The 'pts'/'pkt_pts', 'duration'/'pkt_duration', and "
+            "'key_frame' keys are required in the frame metadata."
+        )
+    try:
+        pts = tuple(int(f[pts_key]) for f in frames)
+        durations = tuple(int(f[duration_key]) for f in frames)
+        keys = tuple(bool(int(f["key_frame"])) for f in frames)
+    except KeyError as exc:
+        raise ValueError(f"Invalid custom frame mappings: a frame has no {exc} key") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Invalid custom frame mappings: {exc}") from None
+    return FrameMappings(pts, durations, keys)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +216,57 @@ class FrameIndex:
                        list(data["keyframes"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a frame index: {exc}") from None
+
+    @classmethod
+    def from_ffprobe_json(cls, mappings: Any, time_base: Fraction) -> "FrameIndex":
+        """The index of ffprobe's frame list (see :func:`read_ffprobe_json` for the forms and the
+        errors), its pts and durations in ticks of ``time_base`` (the stream's). Frames are put
+        in presentation order, as torchcodec 0.17 sorts them; a non-positive duration is
+        filled from the gap to the next frame."""
+        m = mappings if isinstance(mappings, FrameMappings) else read_ffprobe_json(mappings)
+        order = sorted(range(len(m.pts)), key=m.pts.__getitem__)
+        pts = [m.pts[k] for k in order]
+        durations = fill_missing_durations(pts, [m.durations[k] for k in order])
+        keyframes = [m.pts[k] for k in order if m.key_frames[k]]
+        return cls(Fraction(time_base), pts, durations, keyframes)
+
+    def check_mapped(self, first_packet_pts: int | None, where: str) -> None:
+        """Check an index made from caller's frame mappings against the stream: the stream's
+        first packet (``first_packet_pts``, ticks) must be one of its frames. Mappings of another
+        stream, time base or file fail here instead of giving wrong frames later.
+
+        Raises:
+            FrameMappingsError: it is not (``where`` names the source and stream).
+        """
+        if first_packet_pts is not None and first_packet_pts not in set(self.pts):
+            raise FrameMappingsError(
+                f"{where}: custom_frame_mappings do not fit the stream: its first packet has "
+                f"pts {first_packet_pts} (time base {self.time_base}), which the mappings do not "
+                f"list (they start at pts {self.pts[0]})"
+            )
+
+    def as_ffprobe_json(self, stream_index: int | None = None) -> dict[str, Any]:
+        """This index as ffprobe's ``-show_frames -of json`` writes it: ``{"frames": [...]}``
+        in presentation order, each frame with ffprobe's field names (``media_type``,
+        ``stream_index``, ``key_frame``, ``pts``, ``pts_time``, ``duration``,
+        ``duration_time``; times as ffprobe prints them, six decimals). Readable by
+        :meth:`from_ffprobe_json` and by torchcodec's ``custom_frame_mappings``."""
+        keys = set(self.keyframe_pts)
+        tb = self.time_base
+        frames = []
+        for ticks, dur in zip(self.pts, self.durations):
+            frame: dict[str, Any] = {"media_type": "video"}
+            if stream_index is not None:
+                frame["stream_index"] = int(stream_index)
+            frame.update(
+                key_frame=int(ticks in keys),
+                pts=int(ticks),
+                pts_time=f"{float(ticks * tb):.6f}",
+                duration=int(dur),
+                duration_time=f"{float(dur * tb):.6f}",
+            )
+            frames.append(frame)
+        return {"frames": frames}
 
     def as_dict(self) -> dict[str, list[int]]:
         """``{"pts", "durations", "keyframes"}`` as plain int lists (JSON-serialisable)."""

@@ -52,9 +52,12 @@ class VideoStreamReader(Protocol):
     Optional attributes (not part of the runtime check; a reader without them gets the default):
 
     - ``cpu_fallback``: a :class:`~mediadecode.fallback.CpuFallbackStatus` for readers of GPU
-      backends, which ``VideoDecoder.cpu_fallback`` returns (default: "not applicable");
+      backends, which ``VideoDecoder.cpu_fallback`` returns (default: torchcodec's CPU status, "No fallback required");
     - ``frame_index``: the exact :class:`~mediadecode.frame_index.FrameIndex` in stream ticks,
       which ``VideoDecoder.frame_index`` returns (default None);
+    - ``key_frame_indices``: an ``int64`` tensor of the keyframes' indices (presentation order)
+      for readers without a ``frame_index`` that know them from their library (default: those
+      of ``frame_index``);
     - ``fills_positions``: True when ``get_frames_at``/``get_frames_played_at`` take a
       ``positions`` keyword (for each requested frame, the output positions that receive it:
       duplicates in the caller's order) and return the frames already in that order (default
@@ -151,6 +154,10 @@ class Backend(Protocol):
         the backend automatically (the backend may decode on the CPU what its hardware cannot,
         and report it in the reader's ``cpu_fallback``) and False when the user named it (the
         backend must refuse instead, with :class:`~mediadecode.errors.UnsupportedRequestError`).
+
+        A backend that declares ``Capabilities(frame_mappings=True)`` also takes a keyword
+        ``frame_mappings`` (a :class:`~mediadecode.frame_index.FrameMappings`, passed only when
+        the user gave ``custom_frame_mappings``): its exact-mode index, used instead of a scan.
         """
         ...
 

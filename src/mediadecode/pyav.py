@@ -33,6 +33,7 @@ __all__ = [
     "color_name",
     "container_metadata",
     "first_frame_info",
+    "first_packet_pts",
     "import_av",
     "open_container",
     "refuse_unsafe_formats",
@@ -315,3 +316,15 @@ def first_frame_info(frame) -> FirstFrameInfo:
         color_transfer_characteristic=color_name(frame.color_trc, "trc"),
         color_range={1: "tv", 2: "pc"}.get(int(frame.color_range)),
     )
+
+
+def first_packet_pts(container, stream) -> int | None:
+    """The pts (else dts) in ticks of the first packet of ``stream`` that is a frame (has data,
+    not marked for discard by an edit list), demuxing from the container's current position;
+    None when there is none. The caller seeks back if it needs to."""
+    for packet in container.demux(stream):
+        if packet.size and not packet.is_discard:
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is not None:
+                return int(ts)
+    return None

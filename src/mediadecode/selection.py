@@ -61,30 +61,44 @@ CONFIG_ENV_VAR = "MEDIADECODE_CONFIG"
 _context_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mediadecode_backend", default=None
 )
+# A choice that applies to CUDA requests only (torchcodec's set_cuda_backend).
+_context_cuda_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mediadecode_cuda_backend", default=None
+)
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[str]:
+def use_backend(name: str, *, device_type: str | None = None) -> Iterator[str]:
     """Use backend ``name`` for decoders created inside the ``with`` block.
 
     The choice lives in a :class:`contextvars.ContextVar`: it applies to this thread or asyncio
     task only, nests, and is restored on exit even if the block raises. A ``backend=`` argument
     still wins over it.
 
+    Args:
+        name: a registered backend.
+        device_type: ``"cuda"`` to make the choice for decoders on CUDA devices only (CPU
+            decoders inside the block choose as if it were absent; it wins over a plain
+            ``use_backend`` for CUDA ones). None (default): every decoder.
+
     Raises:
         UnknownBackendError: ``name`` is not registered (checked on entry).
         TypeError: ``name`` is not a string.
+        ValueError: ``device_type`` is neither None nor ``"cuda"``.
     """
     if not isinstance(name, str):
         raise TypeError(f"backend name must be a str, got {type(name).__name__}")
+    if device_type not in (None, "cuda"):
+        raise ValueError(f"device_type must be None or 'cuda', got {device_type!r}")
     if name not in registry.registry():
         known = ", ".join(sorted(registry.registry()))
         raise UnknownBackendError(f"unknown backend {name!r}; registered backends: {known}")
-    token = _context_backend.set(name)
+    var = _context_backend if device_type is None else _context_cuda_backend
+    token = var.set(name)
     try:
         yield name
     finally:
-        _context_backend.reset(token)
+        var.reset(token)
 
 
 def config_path() -> Path:
@@ -113,14 +127,26 @@ def _config_backend() -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class Choice:
-    """A resolved choice: ``name`` None means automatic; ``origin`` says where it came from."""
+    """A resolved choice: ``name`` None means automatic; ``origin`` says where it came from.
+
+    ``cuda_only``: the choice came from ``use_backend(..., device_type="cuda")`` (torchcodec's
+    ``set_cuda_backend``), which picks the GPU decoder as torchcodec's does, CPU fallback
+    included."""
 
     name: str | None
     origin: str
+    cuda_only: bool = False
+
+    @property
+    def allows_cpu_fallback(self) -> bool:
+        """Whether a GPU backend may decode on the CPU what its hardware cannot: in automatic
+        selection and under a CUDA-only choice, never when the user named the backend."""
+        return self.name is None or self.cuda_only
 
 
-def current_backend_choice(backend: str | None = None) -> Choice:
-    """Which backend the rules above pick right now (None name: automatic).
+def current_backend_choice(backend: str | None = None, *, device: str | None = None) -> Choice:
+    """Which backend the rules above pick right now (None name: automatic); ``device`` is the
+    request's (a ``use_backend(..., device_type="cuda")`` choice applies to CUDA ones only).
 
     Raises:
         ValueError: the config file is malformed.
@@ -129,6 +155,9 @@ def current_backend_choice(backend: str | None = None) -> Choice:
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str or None, got {type(backend).__name__}")
         return Choice(backend, "the backend= argument")
+    cuda_ctx = _context_cuda_backend.get()
+    if cuda_ctx is not None and device is not None and str(device).split(":", 1)[0] == "cuda":
+        return Choice(cuda_ctx, "mediadecode.use_backend(device_type='cuda')", cuda_only=True)
     ctx = _context_backend.get()
     if ctx is not None:
         return Choice(ctx, "mediadecode.use_backend()")
@@ -167,13 +196,15 @@ def plan_backends(
     *,
     source_kind: str | None = None,
     seek_mode: str | None = None,
+    frame_mappings: bool = False,
 ) -> Plan:
     """Which backends to try for a request, in order, and why others are left out.
 
     ``source_kind`` (``"path"``, ``"bytes"``, ``"file"``, ``"url"``) and ``seek_mode`` are
     checked against each backend's :class:`~mediadecode.capabilities.Capabilities` when given
     (a ``"url"`` needs ``Capabilities.remote``: backends that read file objects whole are
-    skipped).
+    skipped), and so is ``frame_mappings`` (custom frame mappings need
+    ``Capabilities.frame_mappings``).
 
     Raises:
         UnknownBackendError: an explicit name that is not registered.
@@ -183,8 +214,9 @@ def plan_backends(
             (also a ``ValueError``; the message names the backend and the reason), or in
             automatic mode no available backend whose capabilities can.
     """
-    choice = current_backend_choice(backend)
-    request = dict(media_type=media_type, device=device, source_kind=source_kind, seek_mode=seek_mode)
+    choice = current_backend_choice(backend, device=device)
+    request = dict(media_type=media_type, device=device, source_kind=source_kind,
+                   seek_mode=seek_mode, frame_mappings=frame_mappings)
     if choice.name is not None:
         name = choice.name
         if name not in registry.registry():

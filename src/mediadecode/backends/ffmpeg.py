@@ -35,10 +35,18 @@ from ..engine import (
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
 from ..errors import InvalidMediaError
-from ..frame_index import FrameIndex
+from ..frame_index import FrameIndex, FrameMappings
 from ..metadata import VideoStreamMetadata, resolve_video
 from ..protocol import RawFrames
-from ..pyav import FirstFrameInfo, MediaHandle, av_reason, container_metadata, import_av, select_stream
+from ..pyav import (
+    FirstFrameInfo,
+    MediaHandle,
+    av_reason,
+    container_metadata,
+    first_packet_pts,
+    import_av,
+    select_stream,
+)
 from ..sources import Source
 from .ffmpeg_audio import FFmpegAudioReader
 
@@ -79,6 +87,8 @@ class FFmpegVideoReader:
         num_threads: FFmpeg decoding threads (0: automatic); ignored when ``setup`` is given.
         setup: how the decoder is opened and where frames go (default: FFmpeg's software
             decoders, RGB by swscale; the nvdec backend passes its own).
+        frame_mappings: ffprobe's frame list (torchcodec's ``custom_frame_mappings``): the
+            exact-mode index, used instead of the index cache and the packet scan.
 
     Attributes:
         metadata, container_metadata: as the protocol says.
@@ -89,6 +99,8 @@ class FFmpegVideoReader:
     Raises:
         InvalidMediaError: not readable media, or approximate mode without a frame rate.
         StreamNotFoundError: no such video stream.
+        FrameMappingsError: ``frame_mappings`` do not fit the stream (their first frame is not
+            the stream's).
     """
 
     frames_are_rotated = False
@@ -97,8 +109,10 @@ class FFmpegVideoReader:
     PARALLEL_MIN_FRAMES = 8
 
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str,
-                 num_threads: int = 0, setup: DecoderSetup | None = None):
+                 num_threads: int = 0, setup: DecoderSetup | None = None,
+                 frame_mappings: FrameMappings | None = None):
         av = import_av()
+        self._frame_mappings = frame_mappings
         self._source = source
         self._lock = threading.RLock()
         self._setup = setup if setup is not None else CpuDecoderSetup(num_threads)
@@ -155,13 +169,19 @@ class FFmpegVideoReader:
     # -- opening -------------------------------------------------------------------------------
 
     def _load_index_and_first_frame(self, seek_mode: str) -> None:
-        """The exact index (index cache, else a packet scan) and the first frame's facts (cache,
-        else a decode), written into the metadata."""
+        """The exact index (the caller's frame mappings, the index cache, else a packet scan)
+        and the first frame's facts (cache, else a decode), written into the metadata."""
         cursor = self._cursor
         stream = cursor.stream
         key = self._source.cache_key(cursor.media.file, "ffmpeg-video", _CACHE_VERSION, stream.index)
         cached = index_cache.lookup(key) or {}
-        if seek_mode == "exact":
+        if self._frame_mappings is not None:
+            index = FrameIndex.from_ffprobe_json(self._frame_mappings, self._tb)
+            index.check_mapped(first_packet_pts(cursor.media.container, stream),
+                               f"{self._source.name}, stream {stream.index}")
+            cursor.seek_to_start()
+            self._set_index(index)
+        elif seek_mode == "exact":
             if "index" in cached:
                 index = FrameIndex.from_dict(cached["index"], self._tb)
             else:
@@ -174,8 +194,14 @@ class FFmpegVideoReader:
             cached["first"] = None if info is None else info.as_dict()
         first = cached["first"]
         self._apply_first_frame(None if first is None else FirstFrameInfo.from_dict(first))
-        if seek_mode == "exact":
+        if seek_mode == "exact" and self._frame_mappings is None:
+            # (the cache keeps scanned indices only, never a caller's mappings)
             index_cache.store(key, cached)
+
+    @property
+    def key_frame_indices(self):
+        """int64 indices of the keyframes (exact mode), else None."""
+        return None if self.frame_index is None else self.frame_index.key_frame_indices
 
     def _scan(self) -> FrameIndex:
         """The exact index from one pass over the stream's packets (demux only, no decoding)."""
@@ -329,7 +355,8 @@ class FFmpegBackend:
 
     name = "ffmpeg"
     priority = 100
-    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"))
+    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"),
+                                frame_mappings=True)
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
     media_types = capabilities.media_types
@@ -343,9 +370,11 @@ class FFmpegBackend:
             return f"PyAV is not importable ({exc}); fix: pip install av"
         return None
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   frame_mappings: FrameMappings | None = None):
         return FFmpegVideoReader(
-            source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads
+            source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
+            frame_mappings=frame_mappings,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):

@@ -18,7 +18,9 @@ fetched with torchcodec's ``get_frames_played_at``.
 
 from __future__ import annotations
 
+import json
 import threading
+from fractions import Fraction
 from typing import Any, Sequence
 
 import torch
@@ -30,6 +32,7 @@ from ..errors import (
     InvalidMediaError,
     StreamNotFoundError,
 )
+from ..frame_index import FrameIndex, FrameMappings
 from ..metadata import (
     AudioStreamMetadata,
     ContainerMetadata,
@@ -162,6 +165,24 @@ def _container_metadata(source: Source) -> ContainerMetadata:
     )
 
 
+def _mapped_index(source: Source, stream_index: int, mappings: FrameMappings) -> FrameIndex:
+    """The frame index of the caller's mappings, checked against the stream as the ffmpeg
+    backend checks it. The stream's time base, which torchcodec does not expose, and its first
+    packet are read with PyAV.
+
+    Raises:
+        FrameMappingsError: the mappings do not fit the stream.
+    """
+    from ..pyav import first_packet_pts, open_container
+
+    with open_container(source) as media:
+        stream = media.container.streams[stream_index]
+        index = FrameIndex.from_ffprobe_json(mappings, Fraction(stream.time_base))
+        index.check_mapped(first_packet_pts(media.container, stream),
+                           f"{source.name}, stream {stream_index}")
+    return index
+
+
 def _check_stream(source: Source, cmeta: ContainerMetadata, media_type: str, stream_index: int | None) -> int:
     """The stream to decode, checked as the ffmpeg backend checks it (same error classes)."""
     if stream_index is None:
@@ -184,7 +205,18 @@ def _check_stream(source: Source, cmeta: ContainerMetadata, media_type: str, str
 
 
 class TorchCodecVideoReader:
-    """A video stream read with ``torchcodec.decoders.VideoDecoder``."""
+    """A video stream read with ``torchcodec.decoders.VideoDecoder``.
+
+    ``frame_mappings`` (ffprobe's frame list) are handed to torchcodec as its
+    ``custom_frame_mappings``; the reader's own frame index is then built from them (the stream's
+    time base read with PyAV, as torchcodec does not expose it) instead of a scan.
+
+    Attributes:
+        frame_index: the :class:`~mediadecode.frame_index.FrameIndex` built from
+            ``frame_mappings``, else None (the scan gives seconds only).
+        key_frame_indices: int64 keyframe indices from torchcodec's scan (its ``Demuxer``) or
+            the mappings; None in approximate mode.
+    """
 
     frames_are_rotated = True
 
@@ -196,14 +228,23 @@ class TorchCodecVideoReader:
         seek_mode: str,
         num_threads: int,
         device: str,
+        frame_mappings: FrameMappings | None = None,
     ):
         self._source = source
         self._lock = threading.RLock()
         self._seek_mode = seek_mode
+        self.frame_index: FrameIndex | None = None
+        self.key_frame_indices: torch.Tensor | None = None
         self._device = device
         cmeta = _container_metadata(source)
         index = _check_stream(source, cmeta, "video", stream_index)
         decoders = _decoders()
+        extra = {}
+        if frame_mappings is not None:
+            self.frame_index = _mapped_index(source, index, frame_mappings)
+            extra["custom_frame_mappings"] = json.dumps(self.frame_index.as_ffprobe_json())
+        else:
+            extra["seek_mode"] = seek_mode
         try:
             self._dec = decoders.VideoDecoder(
                 _tc_source(source),
@@ -211,7 +252,7 @@ class TorchCodecVideoReader:
                 dimension_order="NHWC",
                 num_ffmpeg_threads=int(num_threads),
                 device=device,
-                seek_mode=seek_mode,
+                **extra,
             )
         except Exception as exc:
             raise InvalidMediaError(
@@ -222,11 +263,16 @@ class TorchCodecVideoReader:
         assert isinstance(meta, VideoStreamMetadata)
         self._frame_pts: torch.Tensor | None = None
         self._frame_durations: torch.Tensor | None = None
-        if seek_mode == "exact":
-            # Content fields from our own packet scan, with missing packet durations filled
-            # from the gap to the next frame (as the ffmpeg backend does): torchcodec leaves
-            # them 0, which would end a VFR stream at its last frame's pts.
+        if self.frame_index is not None:
+            self._frame_pts = self.frame_index.pts_seconds
+            self._frame_durations = self.frame_index.duration_seconds
+            self.key_frame_indices = self.frame_index.key_frame_indices
+        elif seek_mode == "exact":
             self._scan(meta.stream_index)
+        if seek_mode == "exact":
+            # Content fields from the scan (torchcodec's Demuxer) or the mappings, with missing
+            # packet durations filled from the gap to the next frame (as the ffmpeg backend
+            # does): torchcodec leaves them 0, which would end a VFR stream at its last frame.
             pts, dur = self._frame_pts, self._frame_durations
             meta.num_frames_from_content = len(pts)
             if len(pts):
@@ -252,6 +298,7 @@ class TorchCodecVideoReader:
             raise InvalidMediaError(
                 f"{self._source.name}: torchcodec could not scan the packets: {_reason(exc)}"
             ) from exc
+        self.key_frame_indices = index.key_frame_indices.to(torch.int64).cpu()
         pts = index.pts_seconds.to(torch.float64).cpu()
         dur = index.duration_seconds.to(torch.float64).cpu().clone()
         gaps = torch.diff(pts)
@@ -388,6 +435,27 @@ class TorchCodecAudioReader:
         self._dec = None
 
 
+def _core_load_error() -> BaseException | None:
+    """The error torchcodec's loader gives for its FFmpeg-backed core: its public entry points
+    re-run the loader, which raises a ``RuntimeError`` listing what it tried."""
+    try:
+        _decoders().VideoDecoder(b"")
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _libraries_missing(exc: BaseException | None) -> str:
+    detail = ""
+    if exc is not None:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        detail = f" ({type(exc).__name__}: {first})"
+    return (
+        f"torchcodec is installed but its native core cannot load FFmpeg's shared "
+        f"libraries{detail}; fix: {FFMPEG_FIX}"
+    )
+
+
 class TorchCodecBackend:
     """torchcodec (priority 50: below ffmpeg, above decord); CPU, and CUDA where available."""
 
@@ -409,6 +477,7 @@ class TorchCodecBackend:
             "cuda": Tolerance(max_abs=64, mean_abs=3.0, audio_max_abs=1e-5),
         },
         notes="system FFmpeg 4-8 shared libraries; CUDA through NVDEC",
+        frame_mappings=True,  # handed to torchcodec's custom_frame_mappings
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
@@ -426,29 +495,44 @@ class TorchCodecBackend:
 
     @staticmethod
     def _check() -> str | None:
+        """Whether torchcodec's native core loaded FFmpeg's shared libraries.
+
+        torchcodec 0.17 imports without them (its image decoders need no FFmpeg) and binds its
+        FFmpeg operations to stubs that raise on first use; ``torchcodec.ffmpeg_major_version``
+        (public, for downstream builds) is None then. Older releases fail at import instead.
+        Both are checked once per process, at the first availability question, never at import
+        of mediadecode.
+        """
         import importlib.util
 
         if importlib.util.find_spec("torchcodec") is None:
             return 'torchcodec is not installed; fix: pip install "mediadecode[torchcodec]"'
         try:
+            import torchcodec
+
             _decoders()
-        except Exception as exc:  # its native core could not load FFmpeg's libraries
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            return (
-                f"torchcodec is installed but cannot load FFmpeg's shared libraries "
-                f"({type(exc).__name__}: {first}); fix: {FFMPEG_FIX}"
-            )
+        except Exception as exc:  # an older torchcodec whose import loads FFmpeg
+            return _libraries_missing(exc)
+        if getattr(torchcodec, "ffmpeg_major_version", 0) is None:
+            return _libraries_missing(_core_load_error())
         return None
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   frame_mappings: FrameMappings | None = None):
         if device.split(":", 1)[0] == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError(
                 "torchcodec: CUDA decoding needs a GPU that torch can see "
                 "(torch.cuda.is_available() is False)"
             )
+        if device.split(":", 1)[0] == "cuda":
+            from ..cuda_options import get_nvdec_cache_capacity
+
+            capacity = get_nvdec_cache_capacity()  # mediadecode.set_nvdec_cache_capacity's value
+            if _decoders().get_nvdec_cache_capacity() != capacity:
+                _decoders().set_nvdec_cache_capacity(capacity)
         return TorchCodecVideoReader(
             source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
-            device=device,
+            device=device, frame_mappings=frame_mappings,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
