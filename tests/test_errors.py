@@ -79,9 +79,9 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 
 
 def test_every_error_is_exported_and_a_runtime_error():
-    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), FrameMappingsError and
-    # InvalidArgumentError (issue 13)
-    assert len(ALL_ERRORS) == 15
+    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), FrameMappingsError and the
+    # argument errors InvalidArgumentError, InvalidArgumentTypeError, OutOfRangeError (issue 13)
+    assert len(ALL_ERRORS) == 17
     for cls in ALL_ERRORS:
         assert issubclass(cls, MediaDecodeError), cls
         assert issubclass(cls, RuntimeError), cls
@@ -383,8 +383,10 @@ def test_out_of_range_frame_index(h265_frame_count, fd_check):
             ):
                 with pytest.raises(IndexError) as excinfo:
                     call()
-                assert not isinstance(excinfo.value, MediaDecodeError)
-                assert str(n) in str(excinfo.value)
+                # OutOfRangeError: an IndexError that is also a RuntimeError, which torchcodec
+                # raises for times outside the stream (issue 13)
+                assert isinstance(excinfo.value, RuntimeError)
+                assert str(n) in str(excinfo.value) and str(path) in str(excinfo.value)
             # The decoder still works after the errors.
             assert decoder.get_frame_at(0).data.dtype == torch.uint8
 

@@ -11,9 +11,11 @@ from .errors import (
     DecodingError,
     FrameMappingsError,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
+    OutOfRangeError,
     RemoteNotFoundError,
     RemoteSourceError,
     RemoteTimeoutError,
@@ -70,6 +72,8 @@ __all__ = [
     "RemoteTimeoutError",
     "FrameMappingsError",
     "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "OutOfRangeError",
 ]
 
 

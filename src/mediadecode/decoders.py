@@ -13,6 +13,10 @@ Where torchcodec 0.17 has a rough edge we do the right thing and say so:
   raises :class:`ValueError` instead of returning an empty batch;
 - ``get_frame_played_at`` and ``get_frames_played_at`` both raise :class:`IndexError` for a time
   outside ``[begin_stream_seconds, end_stream_seconds)``;
+- argument errors are :mod:`mediadecode.errors` classes that are both the Python class
+  (``IndexError``, ``ValueError``, ``TypeError``) and ``RuntimeError``, which torchcodec raises
+  from its C++ checks for several of them, so either ``except`` catches them; messages name the
+  source;
 - decoders have ``close()`` and work as context managers; they pickle as ``(source, options)``.
 """
 
@@ -33,7 +37,7 @@ from torch import Tensor
 from . import lifecycle, selection
 from .capabilities import capabilities_of
 from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
-from .errors import MediaDecodeError
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, MediaDecodeError, OutOfRangeError
 from .fallback import CpuFallbackStatus
 from .frame_index import FrameIndex, read_ffprobe_json
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
@@ -222,11 +226,11 @@ def _as_index(value: Any, name: str = "frame index") -> int:
     """An int from an ``int``, a NumPy integer or an integer 0-d tensor (as torchcodec 0.17
     accepts them); bools are refused."""
     if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
-        raise TypeError(f"{name} must be an int, not bool")
+        raise InvalidArgumentTypeError(f"{name} must be an int, not bool")
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+        raise InvalidArgumentTypeError(f"{name} must be an int, got {type(value).__name__}") from None
 
 
 def _as_seconds(value: Any, name: str = "seconds") -> float:
@@ -234,25 +238,25 @@ def _as_seconds(value: Any, name: str = "seconds") -> float:
     if isinstance(value, Tensor) and value.numel() == 1 and value.dtype != torch.bool:
         return float(value)
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        raise InvalidArgumentTypeError(f"{name} must be a number, got {type(value).__name__}")
     return float(value)
 
 
 def _as_index_list(indices: Any) -> list[int]:
     if isinstance(indices, Tensor):
         if indices.dtype.is_floating_point or indices.dtype == torch.bool:
-            raise TypeError(f"indices must be integers, got a tensor of {indices.dtype}")
+            raise InvalidArgumentTypeError(f"indices must be integers, got a tensor of {indices.dtype}")
         return [int(i) for i in indices.reshape(-1).tolist()]
     if isinstance(indices, (str, bytes)) or not isinstance(indices, (Sequence, Iterator)) and not hasattr(indices, "__array__"):
-        raise TypeError(f"indices must be a sequence of ints or a tensor, got {type(indices).__name__}")
+        raise InvalidArgumentTypeError(f"indices must be a sequence of ints or a tensor, got {type(indices).__name__}")
     out = []
     for i in list(indices):
         if isinstance(i, bool):
-            raise TypeError("indices must be integers, got a bool")
+            raise InvalidArgumentTypeError("indices must be integers, got a bool")
         try:
             out.append(operator.index(i))
         except TypeError:
-            raise TypeError(f"indices must be integers, got {type(i).__name__}") from None
+            raise InvalidArgumentTypeError(f"indices must be integers, got {type(i).__name__}") from None
     return out
 
 
@@ -260,7 +264,7 @@ def _as_seconds_list(seconds: Any) -> list[float]:
     if isinstance(seconds, Tensor):
         return [float(s) for s in seconds.reshape(-1).tolist()]
     if isinstance(seconds, (str, bytes)):
-        raise TypeError("seconds must be a sequence of numbers or a tensor")
+        raise InvalidArgumentTypeError("seconds must be a sequence of numbers or a tensor")
     return [_as_seconds(s) for s in list(seconds)]
 
 
@@ -364,7 +368,7 @@ class VideoDecoder(_Decoder):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
             raise ValueError(f"num_threads must be an int >= 0 or None, got {threads!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
-            raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
+            raise InvalidArgumentTypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
         options = {
             "stream_index": stream_index,
             "dimension_order": dimension_order,
@@ -530,7 +534,7 @@ class VideoDecoder(_Decoder):
     def _check_index(self, index: int) -> int:
         n = len(self)
         if not -n <= index < n:
-            raise IndexError(
+            raise OutOfRangeError(
                 f"frame index {index} is out of bounds for {self._source.name}, "
                 f"which has {n} frames"
             )
@@ -552,11 +556,11 @@ class VideoDecoder(_Decoder):
         if isinstance(key, slice):
             return self._frames_at(list(range(*key.indices(len(self))))).data
         if isinstance(key, bool) or (isinstance(key, Tensor) and key.dtype == torch.bool):
-            raise TypeError("frame index must be an int or a slice, not bool")
+            raise InvalidArgumentTypeError("frame index must be an int or a slice, not bool")
         try:
             index = operator.index(key)
         except TypeError:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"Unsupported key type: {type(key).__name__}; use an int or a slice"
             ) from None
         return self._frames_at([index]).data[0]
@@ -605,12 +609,13 @@ class VideoDecoder(_Decoder):
         start, stop, step = (_as_index(v, name) for name, v in
                              (("start", start), ("stop", stop), ("step", step)))
         if step <= 0:
-            raise ValueError(f"step must be positive, got {step}")
+            raise InvalidArgumentError(f"step must be positive, got {step} ({self._source.name})")
         n = len(self)
         lo, hi, _ = slice(start, stop, step).indices(n)
         if lo > hi:
-            raise ValueError(
-                f"Invalid range: start ({start}) is after stop ({stop}) for a video of {n} frames"
+            raise InvalidArgumentError(
+                f"Invalid range: start ({start}) is after stop ({stop}) for "
+                f"{self._source.name}, which has {n} frames"
             )
         return self._frames_at(list(range(lo, hi, step)))
 
@@ -619,7 +624,7 @@ class VideoDecoder(_Decoder):
     def _check_time(self, seconds: float) -> float:
         seconds = _as_seconds(seconds)
         if not (self._begin <= seconds < self._end):
-            raise IndexError(
+            raise OutOfRangeError(
                 f"Invalid pts in seconds: {seconds}. It must be greater than or equal to "
                 f"{self._begin} and less than {self._end} ({self._source.name})."
             )
@@ -676,24 +681,26 @@ class VideoDecoder(_Decoder):
         stop_seconds = _as_seconds(stop_seconds, "stop_seconds")
         if fps is not None:
             fps = _as_seconds(fps, "fps")
+        name = self._source.name
         if not start_seconds <= stop_seconds:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
-                f"stop seconds ({stop_seconds})."
+                f"stop seconds ({stop_seconds}) ({name})."
             )
         self._r  # noqa: B018
         if not self._begin <= start_seconds < self._end:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid start seconds: {start_seconds}. It must be greater than or equal to "
-                f"{self._begin} and less than {self._end}."
+                f"{self._begin} and less than {self._end} ({name})."
             )
         if not stop_seconds <= self._end:
-            raise ValueError(
-                f"Invalid stop seconds: {stop_seconds}. It must be less than or equal to {self._end}."
+            raise InvalidArgumentError(
+                f"Invalid stop seconds: {stop_seconds}. It must be less than or equal to "
+                f"{self._end} ({name})."
             )
         if fps is not None:
             if not fps > 0:
-                raise ValueError(f"fps must be positive, got {fps}")
+                raise InvalidArgumentError(f"fps must be positive, got {fps} ({name})")
             # round((stop - start) * fps) output frames, as torchcodec 0.17 (all times < stop)
             count = max(0, math.floor((stop_seconds - start_seconds) * fps + 0.5))
             times = [start_seconds + k * (1.0 / fps) for k in range(count)]
@@ -772,7 +779,7 @@ class AudioDecoder(_Decoder):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
                 raise ValueError(f"{name} must be a positive int or None, got {v!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
-            raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
+            raise InvalidArgumentTypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
         options = {
             "stream_index": stream_index,
             "sample_rate": None if sample_rate is None else int(sample_rate),
@@ -825,14 +832,19 @@ class AudioDecoder(_Decoder):
             means to the end.
         """
         if not isinstance(start_seconds, numbers.Real) or not math.isfinite(start_seconds):
-            raise ValueError(f"start_seconds must be a finite number, got {start_seconds!r}")
+            raise InvalidArgumentError(
+                f"start_seconds must be a finite number, got {start_seconds!r} ({self._source.name})"
+            )
         if stop_seconds is not None:
             if not isinstance(stop_seconds, numbers.Real) or math.isnan(stop_seconds):
-                raise ValueError(f"stop_seconds must be a number or None, got {stop_seconds!r}")
+                raise InvalidArgumentError(
+                    f"stop_seconds must be a number or None, got {stop_seconds!r} "
+                    f"({self._source.name})"
+                )
             if not start_seconds <= stop_seconds:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Invalid start seconds: {start_seconds}. It must be less than or equal to "
-                    f"stop seconds ({stop_seconds})."
+                    f"stop seconds ({stop_seconds}) ({self._source.name})."
                 )
             if math.isinf(stop_seconds):
                 stop_seconds = None  # +inf: to the end (the sample offset of inf is undefined)

@@ -30,12 +30,19 @@ class                           raised when                              also a
 ``RemoteTimeoutError``          a URL source does not answer in time     ``TimeoutError``
 ``FrameMappingsError``          ``custom_frame_mappings`` that do not    (``MediaDecodeError``)
                                 fit the stream (another stream's pts)
-``InvalidArgumentError``        a bad argument that torchcodec checks in ``ValueError``
-                                C++ (it raises ``RuntimeError`` there)
+``InvalidArgumentError``        a bad argument value (torchcodec raises  ``ValueError``
+                                ``ValueError`` or, from C++, ``RuntimeError``)
+``InvalidArgumentTypeError``    an argument of the wrong type            ``TypeError``
+``OutOfRangeError``             an index or time outside the stream      ``IndexError``
 ==============================  =======================================  ==========================
 
-Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
-:class:`TypeError`; neither is wrapped.
+Bad indices and times raise :class:`OutOfRangeError`, an :class:`IndexError`; bad argument
+values :class:`InvalidArgumentError`, a :class:`ValueError`; arguments of the wrong type
+:class:`InvalidArgumentTypeError`, a :class:`TypeError`. Being ``MediaDecodeError`` subclasses
+they are also ``RuntimeError``: torchcodec 0.17 raises ``RuntimeError`` from its C++ checks for
+several of them (a negative step or fps, a float index, a time outside the stream in
+``get_frames_played_at``), so code written for torchcodec that catches ``RuntimeError`` keeps
+working, and code that catches the Python class works too.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ __all__ = [
     "RemoteTimeoutError",
     "FrameMappingsError",
     "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "OutOfRangeError",
 ]
 
 
@@ -181,7 +190,17 @@ class FrameMappingsError(MediaDecodeError):
 
 
 class InvalidArgumentError(MediaDecodeError, ValueError):
-    """A bad argument that torchcodec 0.17 rejects with a ``RuntimeError`` (its checks in C++:
-    a negative NVDEC cache capacity, an out-of-range index passed as a tensor...). Both
-    ``except ValueError`` (the Python convention) and ``except RuntimeError`` (code written for
-    torchcodec) catch it."""
+    """A bad argument value (a reversed range, a step or fps <= 0, a negative NVDEC cache
+    capacity...). torchcodec 0.17 raises ``ValueError`` for some and ``RuntimeError`` (its C++
+    checks) for others: both ``except ValueError`` and ``except RuntimeError`` catch this."""
+
+
+class InvalidArgumentTypeError(MediaDecodeError, TypeError):
+    """An argument of the wrong type (a float frame index...); torchcodec 0.17 raises
+    ``TypeError`` or, from C++, ``RuntimeError``: both catch this."""
+
+
+class OutOfRangeError(MediaDecodeError, IndexError):
+    """A frame index or a time outside the stream; the message names the source and the valid
+    range. torchcodec 0.17 raises ``IndexError`` for indices and ``get_frame_played_at``, and
+    ``RuntimeError`` in ``get_frames_played_at``: both catch this."""
