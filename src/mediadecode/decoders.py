@@ -777,7 +777,8 @@ class AudioDecoder(_Decoder):
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
-                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+                # also a RuntimeError: torchcodec's C++ check raises one for num_channels
+                raise InvalidArgumentError(f"{name} must be a positive int or None, got {v!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
             raise InvalidArgumentTypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
         options = {

@@ -128,26 +128,31 @@ def _probe(source: Source, media_type: str, stream_index: int | None):
         }
         if media_type == "video":
             info.update(_first_frame_info(container, stream))
-            info["misplaced_keyframes"] = _misplaced_keyframes(container, stream)
+            info["misplaced_keyframes"], info["discarded_packets"] = _packet_order_facts(container, stream)
         return cmeta, meta, info
 
 
-def _misplaced_keyframes(container, stream) -> int:
-    """How many keyframes decord would put at the wrong frame index (demux only, no decoding).
+def _packet_order_facts(container, stream) -> tuple[int, int]:
+    """``(misplaced keyframes, discarded packets)`` of the stream (demux only, no decoding).
 
     decord records its keyframe positions in decode order but indexes frames in presentation
     order. Where the two differ at a keyframe (open-GOP HEVC, for one), its exact seek lands on
     the wrong frame and ``get_batch`` returns a neighbour of the frame asked for.
+    decord also ignores edit lists: packets FFmpeg marks for discard (an MP4 cut with
+    ``ffmpeg -ss ... -c copy`` keeps the frames before the cut, to be dropped) come back as
+    frames, so every index after them is off.
     """
     container.seek(0, backward=True, any_frame=False)
     entries = []
+    discarded = 0
     for packet in container.demux(stream):
         if packet.pts is None and packet.size == 0:
             continue  # the flush packet PyAV adds at the end; not a packet of the file
+        discarded += bool(packet.is_discard)
         entries.append((packet.pts if packet.pts is not None else -(2**62), packet.is_keyframe))
     order = sorted(range(len(entries)), key=lambda k: entries[k][0])
     rank = {k: r for r, k in enumerate(order)}
-    return sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k)
+    return sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k), discarded
 
 
 def _first_frame_info(container, stream) -> dict[str, Any]:
@@ -220,6 +225,11 @@ class DecordVideoReader:
                 f"{source.name}: decord would return wrong frames: {info['misplaced_keyframes']} "
                 "keyframes sit at different positions in decode and presentation order, and "
                 "decord's exact seek confuses the two"
+            )
+        if info["discarded_packets"]:
+            raise UnsupportedRequestError(
+                f"{source.name}: decord would return wrong frames: the container's edit list "
+                f"discards {info['discarded_packets']} packets, which decord decodes as frames"
             )
         self.container_metadata = cmeta
         self.metadata = meta

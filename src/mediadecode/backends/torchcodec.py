@@ -363,13 +363,26 @@ class TorchCodecVideoReader:
         return self._call("frames played at the given times", self._dec.get_frames_played_at, list(seconds))
 
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float):
-        """The frame on screen at ``start_seconds``, then every frame with pts below stop."""
-        return self._call(
+        """The frame on screen at ``start_seconds``, then every frame with pts below stop.
+
+        torchcodec 0.17's approximate mode turns the range into frame indices with the header's
+        frame rate, so a header rate above the real one returns frames past ``stop_seconds``
+        (a range shorter than a frame came back as ten frames on a VFR file): they are dropped
+        here, and so are frames before the one on screen at the start."""
+        data, pts, dur = self._call(
             f"frames in [{start_seconds}, {stop_seconds})",
             self._dec.get_frames_played_in_range,
             start_seconds,
             stop_seconds,
         )
+        keep = pts < stop_seconds
+        on_screen = torch.nonzero(keep & (pts <= start_seconds)).flatten()
+        if len(on_screen):
+            keep[: int(on_screen[-1])] = False
+        if bool(keep.all()):
+            return data, pts, dur
+        where = torch.nonzero(keep).flatten()
+        return data[where.to(data.device)], pts[where], dur[where]
 
     def close(self) -> None:
         self._dec = None
