@@ -593,3 +593,17 @@ def test_read_ffprobe_json_accepts_ffmpeg5_names():
     m = read_ffprobe_json('{"frames": [{"pkt_pts": 3, "pkt_duration": 2, "key_frame": 1},'
                           ' {"pkt_pts": 5, "pkt_duration": 2, "key_frame": 0}]}')
     assert (m.pts, m.durations, m.key_frames) == ((3, 5), (2, 2), (True, False))
+
+
+def test_decoder_with_mappings_pickles_and_reopens(h264_mp4, monkeypatch):
+    import pickle
+
+    frames = ffprobe_frames(h264_mp4.path)
+    dec = md.VideoDecoder(h264_mp4.path, custom_frame_mappings=json.dumps({"frames": frames}))
+    clone = pickle.loads(pickle.dumps(dec))
+
+    def no_scan(self):
+        raise AssertionError("scanned although frame mappings were given")
+
+    monkeypatch.setattr(FFmpegVideoReader, "_scan", no_scan)
+    assert torch.equal(clone[7], dec[7]) and len(clone) == len(frames)
