@@ -489,8 +489,11 @@ def _versions() -> str:
             out.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
             pass
-    ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-    return ", ".join(out) + f", CLI: {ff[:40]}"
+    try:  # a machine without system FFmpeg has no CLI (or one that cannot load its libraries)
+        ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    except OSError:
+        ff = ""
+    return ", ".join(out) + f", CLI: {ff[:40] or 'none'}"
 
 
 def chart(res: dict, png: Path) -> None:

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ffmpeg_cli_or_skip, pyav_reference, torchcodec_or_skip
 
 import mediadecode as md
 from mediadecode import registry, selection
 from mediadecode.backends.ffmpeg import FFmpegVideoReader
 from mediadecode.cli import main as cli_main
 from mediadecode.frame_index import FrameIndex, read_ffprobe_json
-
-from conftest import ffmpeg_cli_or_skip, pyav_reference, torchcodec_or_skip
 
 FILES = ["h264_bframes.mp4", "h264_bframes.mkv", "vfr.mp4", "nonzero_start.mkv"]
 
@@ -300,7 +299,7 @@ def test_key_frame_indices_match_torchcodecs(name, generated_video, edit_list_mp
 
 def test_key_frame_indices_need_exact_mode_as_in_torchcodec(h264_mp4):
     with pytest.raises(RuntimeError, match="exact"):
-        md.VideoDecoder(h264_mp4.path, seek_mode="approximate").key_frame_indices
+        _ = md.VideoDecoder(h264_mp4.path, seek_mode="approximate").key_frame_indices
     if registry.unavailable_reason("torchcodec") is None:
         from torchcodec.decoders import VideoDecoder as TCDecoder
 
@@ -358,20 +357,17 @@ def test_set_cuda_backend_maps_onto_use_backend(h264_mp4):
     with md.use_backend("ffmpeg"), md.set_cuda_backend("nvdec"):
         assert selection.current_backend_choice(device="cpu").name == "ffmpeg"
         assert selection.current_backend_choice(device="cuda").name == "nvdec"
-    with pytest.raises(ValueError, match="nvdec"):
-        with md.set_cuda_backend("vulkan"):
-            pass
+    with pytest.raises(ValueError, match="nvdec"), md.set_cuda_backend("vulkan"):
+        pass
 
 
 def test_set_cuda_backend_rejects_what_torchcodec_rejects():
     decoders = torchcodec_or_skip()
     for name in ("vulkan", ""):
-        with pytest.raises(Exception) as theirs:
-            with decoders.set_cuda_backend(name):
-                pass
-        with pytest.raises(Exception) as ours:
-            with md.decoders.set_cuda_backend(name):
-                pass
+        with pytest.raises(Exception) as theirs, decoders.set_cuda_backend(name):
+            pass
+        with pytest.raises(Exception) as ours, md.decoders.set_cuda_backend(name):
+            pass
         assert isinstance(ours.value, type(theirs.value))
 
 

@@ -6,6 +6,9 @@ One place for what every backend and the remote layer need around processes:
   :func:`park_before_fork`; before a ``fork`` each one's ``park()`` frees its container and
   threads (keeping what it can rebuild from, such as the frame index). A child that frees a decoder
   whose frame threads exist only in the parent blocks for ever inside ``avcodec_free_context``.
+  For the same reason the hook runs the cycle collector first: PyAV containers left unreachable
+  in reference cycles (dropped without ``close()``) are freed in the parent, where their decoder
+  threads exist, instead of by the child's first collection.
 - **Keeping inherited objects alive in the child.** Objects whose finalizer must never run in a
   fork child (decord readers, whose C++ destructor aborts there; fsspec file systems, whose
   finalizer would close the parent's pooled connections through the event-loop state both share)
@@ -19,6 +22,7 @@ The ``fork`` hooks are registered on first use, never at import.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import weakref
@@ -46,6 +50,7 @@ def _install_hooks() -> None:
 
 
 def _park_all() -> None:
+    gc.collect()
     for obj in list(_parkable):
         try:
             obj.park()
