@@ -437,7 +437,7 @@ class VideoDecoder(_Decoder):
     def frame_index(self) -> FrameIndex | None:
         """The exact-mode :class:`~mediadecode.frame_index.FrameIndex` of the stream (every
         frame's pts and duration in stream ticks, keyframes), or None in approximate mode and on
-        backends that keep no tick index (torchcodec)."""
+        backends that keep no tick index (torchcodec without ``custom_frame_mappings``)."""
         return getattr(self._r, "frame_index", None)
 
     @property
