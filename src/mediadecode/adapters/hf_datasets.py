@@ -36,6 +36,7 @@ import dataclasses
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,10 +187,11 @@ class HFAudioDecoder(_DatasetValue, _MDAudioDecoder, *_TC_AUDIO_BASES):
     """The :class:`mediadecode.AudioDecoder` that :class:`Audio` returns (see
     :class:`HFVideoDecoder`), with the dict access of ``datasets``' own audio decoder:
     ``decoder["array"]`` (float32 numpy samples, channels averaged to mono as ``datasets``
-    does), ``decoder["sampling_rate"]`` (output rate in Hz) and ``decoder["path"]``.
+    does), ``decoder["sampling_rate"]`` (output rate in Hz), and ``decoder["path"]`` (the
+    dataset value's path; ``datasets``' own has ``metadata.path`` only).
 
     Raises:
-        KeyError: another key.
+        TypeError: another key (as ``datasets``' own decoder).
     """
 
     def __getitem__(self, key: str):
@@ -201,7 +203,7 @@ class HFAudioDecoder(_DatasetValue, _MDAudioDecoder, *_TC_AUDIO_BASES):
             return self.get_samples_played_in_range(0, 0).sample_rate
         if key == "path":
             return None if self._hf_value is None else self._hf_value.get("path")
-        raise KeyError(key)
+        raise TypeError(f"{type(self).__name__} supports only the keys 'array', 'sampling_rate' and 'path', not {key!r}")
 
 
 @dataclass
@@ -353,12 +355,15 @@ def _registered(feature_type: str) -> type:
 
 
 def _register(feature_cls: type, feature_type: str) -> None:
-    # register_feature warns "Overwriting feature type" on every call: here it is the purpose.
+    # register_feature logs "Overwriting feature type" on every call (here that is the purpose)
+    # and warns that it is experimental in datasets 5.2 (docs/hf_datasets.md says so once).
     logger = logging.getLogger("datasets.features.features")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        register_feature(feature_cls, feature_type)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*register_feature.* is experimental")
+            register_feature(feature_cls, feature_type)
     finally:
         logger.setLevel(level)
 
