@@ -381,3 +381,51 @@ def test_videofolder_and_audiofolder_in_dataloader(folders, refs, media, tmp_pat
         else:  # another FFmpeg build behind torchcodec: same samples to float rounding
             assert samples.shape == ref.shape
             np.testing.assert_allclose(samples.numpy(), ref, atol=1e-4)
+
+
+_WITHOUT_TORCHCODEC = """
+import json, os, sys, tempfile
+sys.modules["torchcodec"] = None  # what a machine without torchcodec has: no such module
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp()
+os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+import datasets
+from mediadecode.adapters import hf_datasets as hf
+ds = datasets.Dataset.from_dict({"video": [sys.argv[1]], "label": [0]}).cast_column("video", hf.Video(backend="ffmpeg"))
+out = {"recognised": hf.RECOGNISED_BY_DATASETS, "reason": hf.NOT_RECOGNISED_REASON}
+attempts = {
+    "numpy": lambda: ds.with_format("numpy")[0],
+    "torch": lambda: ds.with_format("torch")[0],
+    "map": lambda: ds.map(lambda e: {"n": len(e["video"])}),
+    "from_list": lambda: datasets.Dataset.from_list([{"v": ds[0]["video"]}]),
+}
+for what, attempt in attempts.items():
+    try:
+        attempt()
+        out[what] = "no error"
+    except Exception as exc:
+        out[what] = f"{type(exc).__name__}: {exc}"
+out["input_columns"] = list(ds.map(lambda v: {"n": len(v)}, input_columns=["video"])["n"])
+fmt = ds.with_format("numpy", columns=["label"], output_all_columns=True)[0]
+out["columns"] = [type(fmt["label"]).__module__, type(fmt["video"]).__name__]
+print(json.dumps(out))
+"""
+
+
+def test_without_torchcodec_datasets_gets_a_clear_error(media, refs):
+    """Without torchcodec, datasets recognises no decoder: the operations that need it fail with
+    our TypeError saying what to do (not a silent decode of every frame, not ArrowInvalid), and
+    the documented spellings work."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", _WITHOUT_TORCHCODEC, str(media / VIDEOS[0])],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["recognised"] is False and "torchcodec is not installed" in out["reason"]
+    for what in ("numpy", "torch", "map", "from_list"):
+        assert out[what].startswith("TypeError: HFVideoDecoder is not an array"), (what, out[what])
+        assert "output_all_columns=True" in out[what] and "input_columns" in out[what]
+    assert out["input_columns"] == [len(refs[VIDEOS[0]])]
+    assert out["columns"] == ["numpy", "HFVideoDecoder"]

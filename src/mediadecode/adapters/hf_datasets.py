@@ -175,15 +175,36 @@ class _DatasetValue:
         return meta
 
 
-class HFVideoDecoder(_DatasetValue, _MDVideoDecoder, *_TC_VIDEO_BASES):
+class _NotAnArray:
+    """Where ``datasets`` cannot recognise our decoders (torchcodec does not load), its Arrow
+    writer and formatters call ``__array__`` on any object that has one, before trying the
+    sequence protocol that would decode every frame into one array: fail there, saying what
+    to do instead."""
+
+    def __array__(self, *args: Any, **kwargs: Any):
+        raise TypeError(
+            f"{type(self).__name__} is not an array, and datasets recognises decoders only "
+            f"through torchcodec, which cannot load here ({NOT_RECOGNISED_REASON}). Keep media "
+            "columns out of formatting (with_format(fmt, columns=[...], output_all_columns=True)) "
+            "and out of what map writes back (input_columns=[...], remove_columns=[...], or "
+            "return feature.encode_example(decoder)); see docs/hf_datasets.md"
+        )
+
+
+_FALLBACK_BASES: tuple[type, ...] = () if RECOGNISED_BY_DATASETS else (_NotAnArray,)
+
+
+class HFVideoDecoder(_DatasetValue, *_FALLBACK_BASES, _MDVideoDecoder, *_TC_VIDEO_BASES):
     """The :class:`mediadecode.VideoDecoder` that :class:`Video` returns: the same API and
     behaviour, plus :attr:`dataset_value` (so that ``map`` and ``Dataset.from_list`` write it
     back as ``{"path", "bytes"}``). Where torchcodec loads it is also an instance of
     ``torchcodec.decoders.VideoDecoder``, only so that ``datasets`` recognises it; every method
-    is mediadecode's."""
+    is mediadecode's. Where torchcodec cannot load, ``np.asarray(decoder)`` (which ``datasets``
+    calls on objects it does not recognise) raises ``TypeError`` instead of decoding every
+    frame."""
 
 
-class HFAudioDecoder(_DatasetValue, _MDAudioDecoder, *_TC_AUDIO_BASES):
+class HFAudioDecoder(_DatasetValue, *_FALLBACK_BASES, _MDAudioDecoder, *_TC_AUDIO_BASES):
     """The :class:`mediadecode.AudioDecoder` that :class:`Audio` returns (see
     :class:`HFVideoDecoder`), with the dict access of ``datasets``' own audio decoder:
     ``decoder["array"]`` (float32 numpy samples, channels averaged to mono as ``datasets``
