@@ -16,7 +16,6 @@ import tempfile
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import MEDIA_DIR, MEDIA_MISSING_REASON
 
