@@ -128,26 +128,35 @@ def _probe(source: Source, media_type: str, stream_index: int | None):
         }
         if media_type == "video":
             info.update(_first_frame_info(container, stream))
-            info["misplaced_keyframes"] = _misplaced_keyframes(container, stream)
+            info.update(_demux_checks(container, stream))
         return cmeta, meta, info
 
 
-def _misplaced_keyframes(container, stream) -> int:
-    """How many keyframes decord would put at the wrong frame index (demux only, no decoding).
+def _demux_checks(container, stream) -> dict[str, int]:
+    """Two ways decord's frame index departs from FFmpeg's, from one demux pass (no decoding).
 
-    decord records its keyframe positions in decode order but indexes frames in presentation
-    order. Where the two differ at a keyframe (open-GOP HEVC, for one), its exact seek lands on
-    the wrong frame and ``get_batch`` returns a neighbour of the frame asked for.
+    ``misplaced_keyframes``: decord records its keyframe positions in decode order but indexes
+    frames in presentation order. Where the two differ at a keyframe (open-GOP HEVC, for one),
+    its exact seek lands on the wrong frame and ``get_batch`` returns a neighbour of the frame
+    asked for.
+
+    ``hidden_frames``: packets FFmpeg flags as discarded, because the container's edit list
+    starts after them (a clip cut without re-encoding keeps the GOP's first packets as
+    references). FFmpeg decodes them but never returns them; decord counts them as frames
+    (e.g. 87 where FFmpeg has 82) and fails to decode them.
     """
     container.seek(0, backward=True, any_frame=False)
     entries = []
+    hidden = 0
     for packet in container.demux(stream):
         if packet.pts is None and packet.size == 0:
             continue  # the flush packet PyAV adds at the end; not a packet of the file
         entries.append((packet.pts if packet.pts is not None else -(2**62), packet.is_keyframe))
+        hidden += bool(packet.is_discard)
     order = sorted(range(len(entries)), key=lambda k: entries[k][0])
     rank = {k: r for r, k in enumerate(order)}
-    return sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k)
+    misplaced = sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k)
+    return {"misplaced_keyframes": misplaced, "hidden_frames": hidden}
 
 
 def _first_frame_info(container, stream) -> dict[str, Any]:
@@ -220,6 +229,12 @@ class DecordVideoReader:
                 f"{source.name}: decord would return wrong frames: {info['misplaced_keyframes']} "
                 "keyframes sit at different positions in decode and presentation order, and "
                 "decord's exact seek confuses the two"
+            )
+        if info["hidden_frames"]:
+            raise UnsupportedRequestError(
+                f"{source.name}: decord would count {info['hidden_frames']} frames that the "
+                "container's edit list hides (FFmpeg decodes them only as references), so its "
+                "frame count and indices would differ from FFmpeg's"
             )
         self.container_metadata = cmeta
         self.metadata = meta
