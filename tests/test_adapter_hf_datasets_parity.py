@@ -163,7 +163,18 @@ def test_formats(media, fmt, media_kind):
         return
     same = same_video if media_kind == "video" else same_audio
     for kind, get in (("row", lambda d: d[1]), ("batch", lambda d: d[:2]), ("column", lambda d: d[media_kind])):
-        a, b = get(ours), get(theirs)
+        outcomes = []
+        for ds in (ours, theirs):
+            try:
+                outcomes.append(get(ds))
+            except Exception as exc:  # datasets' own formatter may fail: it must fail the same way
+                outcomes.append(exc)
+        a, b = outcomes
+        if isinstance(b, Exception):
+            # datasets 5.2's polars formatter calls DataFrame.map_rows with a dict, which polars
+            # >= 1 rejects, for its own features as for ours: the same failure, nothing to compare
+            assert type(a) is type(b) and str(a) == str(b), (kind, a, b)
+            continue
         assert type(a) is type(b), kind
         if kind != "column":
             la, lb = a["label"], b["label"]
