@@ -178,8 +178,12 @@ class FFmpegVideoReader:
             index_cache.store(key, cached)
 
     def _scan(self) -> FrameIndex:
-        """The exact index from one pass over the stream's packets (demux only, no decoding)."""
+        """The exact index: from the MP4/MOV header where the container allows (a remote file is
+        then not read whole), else from one pass over the stream's packets (demux only)."""
         cursor = self._cursor
+        index = FrameIndex.from_header(cursor.media.container, cursor.stream)
+        if index is not None:
+            return index
         index = FrameIndex.from_packets(cursor.media.container.demux(cursor.stream), self._tb)
         cursor.seek_to_start()
         return index
