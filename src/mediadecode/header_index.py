@@ -22,6 +22,8 @@ import os
 import struct
 from typing import Any
 
+from .frame_index import fill_missing_durations
+
 __all__ = ["index_from_header", "MAX_MOOV_BYTES"]
 
 MAX_MOOV_BYTES = 64 * 1024 * 1024
@@ -332,11 +334,5 @@ def _index(moov: bytes, stream, entries: list) -> dict:
             keyframes.append(pts)
     frames.sort()
     pts_list = [p for p, _ in frames]
-    dur_list = [d for _, d in frames]
-    for k, d in enumerate(dur_list):
-        if d <= 0:
-            if k + 1 < len(pts_list):
-                dur_list[k] = pts_list[k + 1] - pts_list[k]
-            elif k > 0:
-                dur_list[k] = dur_list[k - 1]
+    dur_list = fill_missing_durations(pts_list, [d for _, d in frames])
     return {"pts": pts_list, "durations": dur_list, "keyframes": sorted(keyframes)}
