@@ -16,8 +16,9 @@ Contract:
   It raises :class:`~mediadecode.errors.UnsupportedEncodingError` for those;
 - ``add_frames`` receives ``(N, 3, H, W)`` contiguous tensors, ``torch.uint8`` in [0, 255] or
   ``torch.float32`` in [0, 1], on the stream's device, already validated;
-- ``add_samples`` receives ``(num_channels, num_samples)`` contiguous tensors of the stream's
-  ``input_sample_format`` dtype, already validated;
+- ``add_samples`` receives ``(num_channels, num_samples)`` contiguous CPU tensors, already
+  validated, of one of the dtypes of :data:`INPUT_SAMPLE_FORMATS` (the same for every call of a
+  stream);
 - ``finish`` flushes every encoder and writes the trailer; ``abort`` releases everything
   without finishing. Both are idempotent, and after either the encoder holds no file or native
   resource. FFmpeg failures while encoding raise :class:`~mediadecode.errors.EncodingError`.
@@ -42,8 +43,8 @@ __all__ = [
 ]
 
 INPUT_SAMPLE_FORMATS = ("flt", "dbl", "s16", "s32", "u8")
-"""FFmpeg sample formats samples may arrive in (planar layout, one row per channel):
-``float32``, ``float64``, ``int16``, ``int32``, ``uint8``."""
+"""FFmpeg sample formats samples may arrive in (planar layout, one row per channel), for the
+dtypes ``float32``, ``float64``, ``int16``, ``int32``, ``uint8``."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,6 @@ class AudioStreamSpec:
             default.
         sample_format: the encoder's sample format (``"s16"``, ``"s32"``), None to let FFmpeg
             pick the best one the encoder supports.
-        input_sample_format: one of :data:`INPUT_SAMPLE_FORMATS`, the dtype of the samples.
         extra_options: further encoder options, as ``(name, value)`` string pairs.
     """
 
@@ -96,7 +96,6 @@ class AudioStreamSpec:
     out_sample_rate: int | None = None
     codec: str | None = None
     sample_format: str | None = None
-    input_sample_format: str = "flt"
     extra_options: tuple[tuple[str, str], ...] = ()
 
 

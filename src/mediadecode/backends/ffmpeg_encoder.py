@@ -38,6 +38,9 @@ FFMPEG_ENCODER_CAPABILITIES = EncoderCapabilities(
 
 # Most precise first: the default sample format is the first of these the encoder supports.
 _SAMPLE_FORMAT_PREFERENCE = ("fltp", "flt", "dblp", "dbl", "s32p", "s32", "s16p", "s16", "u8p", "u8")
+_SAMPLE_FORMATS = {
+    torch.float32: "flt", torch.float64: "dbl", torch.int16: "s16", torch.int32: "s32", torch.uint8: "u8",
+}
 _PLANAR_INPUT = {"flt": "fltp", "dbl": "dblp", "s16": "s16p", "s32": "s32p", "u8": "u8p"}
 # Frames are converted to NHWC in chunks of this many frames (bounds the extra memory).
 _CHUNK = 8
@@ -208,7 +211,6 @@ class _AudioOut:
             options.setdefault("strict", "experimental")
         ctx.options = options
         self.codec_name = codec.name
-        self.in_format = _PLANAR_INPUT[spec.input_sample_format]
         self.in_layout = av.AudioLayout(f"{spec.num_channels}c")
         self.in_rate = spec.sample_rate
         self.next_pts = 0
@@ -216,7 +218,7 @@ class _AudioOut:
 
     def frame_of(self, samples: torch.Tensor):
         frame = self._av.AudioFrame.from_ndarray(
-            samples.numpy(), format=self.in_format, layout=self.in_layout
+            samples.numpy(), format=_PLANAR_INPUT[_SAMPLE_FORMATS[samples.dtype]], layout=self.in_layout
         )
         frame.sample_rate = self.in_rate
         frame.time_base = Fraction(1, self.in_rate)
