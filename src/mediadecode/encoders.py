@@ -421,8 +421,9 @@ class Encoder:
 
     # -- opening ------------------------------------------------------------------------------
 
-    def open_file(self, dest: str | Path) -> "Encoder":
-        """Open ``dest`` for writing; its extension chooses the container (as torchcodec 0.17).
+    def open_file(self, dest: str | Path, *, format: str | None = None) -> "Encoder":
+        """Open ``dest`` for writing; its extension chooses the container (as torchcodec 0.17),
+        unless (mediadecode) ``format`` names it.
 
         The encode goes to a temporary file beside ``dest``, renamed to ``dest`` by
         :meth:`close`; nothing is created if the streams cannot be encoded.
@@ -440,7 +441,7 @@ class Encoder:
         self._configuring("open_file")
         if not isinstance(dest, (str, os.PathLike)):
             raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
-        format_name = _muxer(os.fspath(dest), None)
+        format_name = _muxer(os.fspath(dest), format)
         self._open(AtomicOutputFile(dest), format_name)
         return self
 
