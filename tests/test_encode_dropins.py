@@ -227,3 +227,22 @@ def test_save_refuses_what_torchaudio_refused(tmp_path):
     with pytest.raises(UnsupportedEncodingError):
         ta.save(str(tmp_path / "o.opus"), src, 44100)  # Opus has no 44.1 kHz
     assert list(tmp_path.iterdir()) == []
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def test_cli_encode_sample_round_trip(tmp_path, capsys):
+    from mediadecode import cli
+
+    dest = tmp_path / "s.mkv"
+    assert cli.main(["encode-sample", str(dest), "--seconds", "0.5", "--fps", "10", "--size", "64x48",
+                     "--codec", "libx264rgb", "--crf", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "5 frames 64x48" in out and "(bit-exact)" in out
+    with av.open(str(dest)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert cli.main(["encode-sample", str(tmp_path / "bad.webm"), "--codec", "libx264"]) == 1
+    assert "cannot hold" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mkv"]
