@@ -120,7 +120,7 @@ def _device(device) -> str:
     return str(torch.device(device))
 
 
-def _check_frames(frames, *, one_shot: bool) -> Tensor:
+def _check_frames(frames) -> Tensor:
     """``frames`` as a contiguous ``(N, 3, H, W)`` tensor, or :class:`InvalidEncoderInputError`."""
     if not isinstance(frames, Tensor):
         raise _bad(f"Expected frames to be a Tensor, got {type(frames) = }.")
@@ -225,7 +225,7 @@ class VideoStream:
                 infinite values. Nothing of this call is written.
             EncodingError: FFmpeg failed; the encoder is closed and its output discarded.
         """
-        frames = _check_frames(frames, one_shot=False)
+        frames = _check_frames(frames)
         spec = self._spec
         if (frames.shape[2], frames.shape[3]) != (spec.height, spec.width):
             raise _bad(
@@ -568,7 +568,7 @@ class VideoEncoder:
     """
 
     def __init__(self, frames: Tensor, *, frame_rate: float, backend: str | None = None):
-        self._frames = _check_frames(frames, one_shot=True)
+        self._frames = _check_frames(frames)
         self._frame_rate = _frame_rate(frame_rate)
         self._backend = backend
 
