@@ -5,9 +5,12 @@ registry is read on first use.
 """
 
 from .decoders import AudioDecoder, VideoDecoder
+from .encoders import AudioEncoder, Encoder, VideoEncoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
+    EncodingError,
+    InvalidEncoderInputError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -18,6 +21,7 @@ from .errors import (
     StreamNotFoundError,
     UnknownBackendError,
     UnsafeMediaError,
+    UnsupportedEncodingError,
     UnsupportedRequestError,
 )
 from .capabilities import Capabilities, Tolerance
@@ -31,6 +35,9 @@ __version__ = "0.1.0"
 __all__ = [
     "VideoDecoder",
     "AudioDecoder",
+    "VideoEncoder",
+    "AudioEncoder",
+    "Encoder",
     "Frame",
     "FrameBatch",
     "AudioSamples",
@@ -57,6 +64,9 @@ __all__ = [
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "InvalidEncoderInputError",
+    "UnsupportedEncodingError",
+    "EncodingError",
 ]
 
 

@@ -28,6 +28,14 @@ class                           raised when                              also a
                                 error; ``.url`` (redacted), ``.status``
 ``RemoteNotFoundError``         a URL source answers 404 / no such key   ``SourceNotFoundError``
 ``RemoteTimeoutError``          a URL source does not answer in time     ``TimeoutError``
+``InvalidEncoderInputError``    frames or samples to encode of the wrong ``ValueError``
+                                dtype, shape or size, empty, non-finite;
+                                a frame or sample rate <= 0
+``UnsupportedEncodingError``    an unknown codec, container format or    ``UnsupportedRequestError``
+                                pixel format; a codec that container
+                                cannot hold; encoder options FFmpeg
+                                refuses
+``EncodingError``               FFmpeg fails while encoding or writing   (``MediaDecodeError``)
 ==============================  =======================================  ==========================
 
 Bad indices raise the built-in :class:`IndexError`; bad arguments raise :class:`ValueError` or
@@ -50,6 +58,9 @@ __all__ = [
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "InvalidEncoderInputError",
+    "UnsupportedEncodingError",
+    "EncodingError",
 ]
 
 
@@ -164,3 +175,24 @@ class RemoteNotFoundError(RemoteSourceError, SourceNotFoundError):
 class RemoteTimeoutError(RemoteSourceError, TimeoutError):
     """The server did not connect or send data within the timeout (``timeout=``); also a
     :class:`TimeoutError`."""
+
+
+class InvalidEncoderInputError(MediaDecodeError, ValueError):
+    """Frames or samples given to an encoder cannot be encoded: wrong dtype, number of
+    dimensions or channels, an empty tensor, NaN or infinite values, a frame size the pixel
+    format cannot hold (odd width with 4:2:0 chroma), or a frame rate or sample rate that is not
+    a finite number > 0. Raised before anything is written (also a :class:`ValueError`, as
+    torchcodec raises for the same inputs)."""
+
+
+class UnsupportedEncodingError(UnsupportedRequestError):
+    """The encoding asked for cannot be done: an unknown codec, container format or pixel
+    format, a codec the container cannot hold (H.264 in WebM...), an audio codec for a video
+    stream, encoder options FFmpeg refuses (a preset x264 does not know), or no encoder backend
+    for the device. The message names the codec or format and gives FFmpeg's reason. Raised
+    before anything is written to the destination."""
+
+
+class EncodingError(MediaDecodeError):
+    """FFmpeg failed while encoding or writing (a full disk, a file object whose ``write``
+    raised...). The destination is left as it was: a path is never partly written."""

@@ -96,6 +96,11 @@ BUILTIN_SPECS: dict[str, BackendSpec] = {
         "mediadecode.backends.nvdec:NVDECBackend",
         "an NVIDIA GPU and driver, a CUDA build of torch, and pip install av (NVDEC included)",
     ),
+    "nvenc": BackendSpec(
+        "nvenc",
+        "mediadecode.backends.nvenc:NVENCBackend",
+        "an NVIDIA GPU and driver, a CUDA build of torch, and a PyAV whose FFmpeg has NVENC",
+    ),
 }
 
 _lock = threading.RLock()

@@ -41,6 +41,7 @@ from ..protocol import RawFrames
 from ..pyav import FirstFrameInfo, MediaHandle, av_reason, container_metadata, import_av, select_stream
 from ..sources import Source
 from .ffmpeg_audio import FFmpegAudioReader
+from .ffmpeg_encoder import FFMPEG_ENCODER_CAPABILITIES, PyAVStreamEncoder
 
 __all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader"]
 
@@ -356,3 +357,10 @@ class FFmpegBackend:
         return FFmpegAudioReader(
             source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
         )
+
+    # Encoding (mediadecode.encoders): PyAV's encoders and muxers, in ffmpeg_encoder.
+    encoder_capabilities = FFMPEG_ENCODER_CAPABILITIES
+
+    def open_encoder(self, target, video, audio):
+        """A :class:`~mediadecode.backends.ffmpeg_encoder.PyAVStreamEncoder` writing ``target``."""
+        return PyAVStreamEncoder(target, video, audio)

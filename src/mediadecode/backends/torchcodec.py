@@ -38,6 +38,7 @@ from ..metadata import (
     resolve_video,
 )
 from ..sources import Source
+from .torchcodec_encoder import TORCHCODEC_ENCODER_CAPABILITIES, TorchCodecStreamEncoder
 
 __all__ = ["TorchCodecBackend", "TorchCodecVideoReader", "TorchCodecAudioReader"]
 
@@ -455,3 +456,10 @@ class TorchCodecBackend:
         return TorchCodecAudioReader(
             source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
         )
+
+    # Encoding (mediadecode.encoders): torchcodec's Encoder, in torchcodec_encoder.
+    encoder_capabilities = TORCHCODEC_ENCODER_CAPABILITIES
+
+    def open_encoder(self, target, video, audio):
+        """A :class:`~mediadecode.backends.torchcodec_encoder.TorchCodecStreamEncoder`."""
+        return TorchCodecStreamEncoder(target, video, audio)
