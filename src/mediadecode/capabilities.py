@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Capabilities", "Tolerance", "capabilities_of", "SOURCE_KINDS", "SEEK_MODES"]
 
@@ -116,7 +117,8 @@ class Capabilities:
     any_stream: bool = True
     audio_num_channels: str = "any"
     remote: bool | None = None
-    tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
+    # A mapping or one Tolerance is accepted and stored as a tuple of (device, Tolerance) pairs.
+    tolerance: tuple[tuple[str, Tolerance], ...] | Mapping[str, Tolerance] | Tolerance = field(default=())
     notes: str = ""
     cpu_fallback: bool = False
 
@@ -147,7 +149,7 @@ class Capabilities:
                 "Capabilities.audio_num_channels must be 'any' or 'mono-or-native', "
                 f"got {self.audio_num_channels!r}"
             )
-        tol = self.tolerance
+        tol: Any = self.tolerance
         if isinstance(tol, Tolerance):
             tol = tuple((d, tol) for d in self.devices)
         elif isinstance(tol, Mapping):
@@ -159,11 +161,16 @@ class Capabilities:
                 raise TypeError(f"Capabilities.tolerance: expected (device, Tolerance), got {pair!r}")
         set_(self, "tolerance", tol)
 
+    @property
+    def tolerance_pairs(self) -> tuple[tuple[str, Tolerance], ...]:
+        """:attr:`tolerance` as stored: ``(device type, Tolerance)`` pairs."""
+        return self.tolerance  # type: ignore[return-value]  # normalised in __post_init__
+
     def tolerance_for(self, device: str) -> Tolerance:
         """The :class:`Tolerance` declared for ``device`` (``"cuda:0"`` counts as ``"cuda"``);
         bit-exact when none is declared."""
         device_type = device.split(":", 1)[0]
-        for name, tol in self.tolerance:
+        for name, tol in self.tolerance_pairs:
             if name == device_type:
                 return tol
         return Tolerance()
@@ -217,7 +224,7 @@ class Capabilities:
             parts.append("audio channels: mono or native")
         tols = [
             f"{d} max {t.max_abs}/mean {t.mean_abs:g}" + (f", audio {t.audio_max_abs:g}" if t.audio_max_abs else "")
-            for d, t in self.tolerance if t != Tolerance()
+            for d, t in self.tolerance_pairs if t != Tolerance()
         ]
         parts.append("pixels vs FFmpeg: " + ("; ".join(tols) if tols else "exact"))
         return ", ".join(parts)

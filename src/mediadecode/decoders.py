@@ -70,6 +70,7 @@ class _Decoder:
     """Shared lifecycle: backend choice, lazy (re)opening, pickling, fork safety, closing."""
 
     _media_type = ""
+    _metadata: Any  # the reader's stream metadata, set when the source is opened
 
     def __init__(self, source: Any, options: dict[str, Any]):
         self._source: Source = as_source(source)

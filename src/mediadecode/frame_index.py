@@ -26,7 +26,7 @@ from torch import Tensor
 __all__ = ["FrameIndex", "fill_missing_durations", "ticks_to_seconds"]
 
 
-def ticks_to_seconds(ticks: Sequence[int], time_base: Fraction) -> Tensor:
+def ticks_to_seconds(ticks: Sequence[int] | Sequence[float], time_base: Fraction) -> Tensor:
     """float64 seconds ``(N,)`` of integer ``ticks``, computed as FFmpeg/PyAV (``frame.time``)
     and torchcodec do: ``double(ticks) * num / den`` (``ticks * float(time_base)`` can differ by
     one ulp)."""

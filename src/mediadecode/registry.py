@@ -119,7 +119,7 @@ def _scan() -> dict[str, BackendSpec]:
             eps = entry_points(group=GROUP)
         except Exception as exc:  # pragma: no cover - broken environment metadata
             warnings.warn(f"mediadecode: could not read entry points: {exc}", RuntimeWarning)
-            eps = ()
+            eps = ()  # type: ignore[assignment]
         for ep in eps:
             dist = getattr(getattr(ep, "dist", None), "name", None)
             builtin = BUILTIN_SPECS.get(ep.name)
@@ -204,7 +204,7 @@ def unavailable_reason(name: str) -> str | None:
     except BackendUnavailableError as exc:
         return str(exc)
     try:
-        return cls.unavailable_reason()
+        return cls.unavailable_reason()  # type: ignore[attr-defined]
     except Exception as exc:  # a plugin's check must not break listing
         return f"availability check failed: {type(exc).__name__}: {exc}"
 

@@ -184,7 +184,7 @@ def plan_backends(
             automatic mode no available backend whose capabilities can.
     """
     choice = current_backend_choice(backend)
-    request = dict(media_type=media_type, device=device, source_kind=source_kind, seek_mode=seek_mode)
+    request: dict[str, Any] = dict(media_type=media_type, device=device, source_kind=source_kind, seek_mode=seek_mode)
     if choice.name is not None:
         name = choice.name
         if name not in registry.registry():

@@ -92,6 +92,7 @@ class FFmpegVideoReader:
         StreamNotFoundError: no such video stream.
     """
 
+    _cursor: DecodeCursor  # set once the stream is chosen
     frames_are_rotated = False
     fills_positions = True  # get_* accept ``positions`` (see mediadecode.engine.output)
     # Below this many frames to decode in all, GOP-parallel threads are not worth starting.
@@ -106,9 +107,9 @@ class FFmpegVideoReader:
         self._num_threads = num_threads
         self._parked = False
         self._parallel: GopParallelDecoder | None = None
-        self._cursor: DecodeCursor | None = None
         self.frame_index: FrameIndex | None = None
-        media = self._setup.open(source)
+        media: MediaHandle | None = self._setup.open(source)
+        assert media is not None
         try:
             self.container_metadata = container_metadata(media.container)
             stream = select_stream(media.container, source, "video", stream_index)
@@ -160,7 +161,7 @@ class FFmpegVideoReader:
         else a decode), written into the metadata."""
         cursor = self._cursor
         stream = cursor.stream
-        key = self._source.cache_key(cursor.media.file, "ffmpeg-video", _CACHE_VERSION, stream.index)
+        key = self._source.cache_key(cursor.media.file if cursor.media else None, "ffmpeg-video", _CACHE_VERSION, stream.index)
         cached = index_cache.lookup(key) or {}
         if seek_mode == "exact":
             if "index" in cached:
@@ -182,10 +183,10 @@ class FFmpegVideoReader:
         """The exact index: from the MP4/MOV header where the container allows (a remote file is
         then not read whole), else from one pass over the stream's packets (demux only)."""
         cursor = self._cursor
-        index = FrameIndex.from_header(cursor.media.container, cursor.stream)
+        index = FrameIndex.from_header(cursor.container, cursor.stream)
         if index is not None:
             return index
-        index = FrameIndex.from_packets(cursor.media.container.demux(cursor.stream), self._tb)
+        index = FrameIndex.from_packets(cursor.container.demux(cursor.stream), self._tb)
         cursor.seek_to_start()
         return index
 
@@ -221,7 +222,8 @@ class FFmpegVideoReader:
         """Free the container and its decoder threads, keeping the frame index; the next
         request reopens the source (see :mod:`mediadecode.lifecycle`)."""
         with self._lock:
-            if self._cursor is None or not self._cursor.is_open:
+            cursor = getattr(self, "_cursor", None)
+            if cursor is None or not cursor.is_open:
                 return
             self._close_decoders()
             self._parked = True
@@ -239,8 +241,9 @@ class FFmpegVideoReader:
         parallel, self._parallel = self._parallel, None
         if parallel is not None:
             parallel.close()
-        if self._cursor is not None:
-            self._cursor.close()
+        cursor = getattr(self, "_cursor", None)
+        if cursor is not None:
+            cursor.close()
 
     def __del__(self) -> None:
         try:
@@ -292,7 +295,7 @@ class FFmpegVideoReader:
             cursor = self._ensure_open()
             index = self.frame_index
             if index is None:
-                fps = self.metadata.average_fps
+                fps = self.metadata.average_fps or 1.0  # approximate mode needs a rate (checked at open)
                 begin = self.metadata.begin_stream_seconds or 0.0
                 return self._played_at(cursor, [begin + (i + 0.5) / fps for i in indices], positions)
             targets = [index.pts[i] for i in indices]

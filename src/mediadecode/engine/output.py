@@ -41,8 +41,8 @@ class OutputBatch:
 
     def __init__(self, data: Any, size: int, positions: Sequence[Sequence[int]] | None = None):
         self.data = data
-        self.pts = [0] * size
-        self.durations = [0] * size
+        self.pts: list[int] = [0] * size
+        self.durations: list[float] = [0] * size
         self.positions = positions
 
     def targets(self, slot: int) -> Sequence[int]:
@@ -129,7 +129,7 @@ class CpuRGBWriter:
 
     def __init__(self, stage: CpuRGBOutput):
         self._stage = stage
-        self._reformatter = None
+        self._reformatter: Any = None  # av.video.reformatter.VideoReformatter, made on first use
 
     def rgb(self, frame: Any) -> np.ndarray:
         """``frame`` as a uint8 ``(H, W, 3)`` array at the stage's size."""
