@@ -249,3 +249,24 @@ def test_other_backends_apply_transforms(backend):
         assert diff.mean() < 2.0
     f32 = md.VideoDecoder(path, transforms=ts, backend=backend, output_dtype=torch.float32)[0]
     assert f32.dtype == torch.float32 and 0 <= float(f32.min()) and float(f32.max()) <= 1
+
+
+def test_cli_frames_resize_and_crop(tmp_path, capsys):
+    from PIL import Image
+
+    from mediadecode.cli import main
+
+    path = media_path("nasa_13013.mp4")  # 480x270: --resize 224 gives 224x398, then 224x224
+    out = tmp_path / "sheet.png"
+    assert main(["frames", str(path), "--at", "0,10", "--resize", "224", "--crop", "224", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Resize(size=(224, 398))" in text and "tensor (3, 224, 224)" in text
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    # the first tile is the decoder's frame 0 with the same transforms, pixel for pixel
+    frame = md.VideoDecoder(path, transforms=[Resize((224, 398)), CenterCrop((224, 224))])[0]
+    tile = frame.permute(1, 2, 0).numpy()
+    found = any(
+        np.array_equal(sheet[y:y + 224, x:x + 224], tile)
+        for y in range(0, 16) for x in range(0, 16)
+    )
+    assert found
