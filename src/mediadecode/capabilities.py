@@ -103,6 +103,18 @@ class Capabilities:
             decode on the CPU what its hardware cannot (reported in the reader's
             ``cpu_fallback``); the decoder passes True only when it chose the backend
             automatically.
+        transforms: kinds of decoder transform (``"resize"``, ``"crop"``; see
+            :mod:`mediadecode.transforms`) the backend applies itself. When not empty,
+            ``open_video`` takes ``transforms=`` (a :class:`~mediadecode.transforms.TransformRequest`
+            or None); the backend calls ``transforms.resolve(height, width)`` with its rotated
+            frame size, applies ``plan.split(transforms)[0]`` (the leading steps of these
+            kinds) after the rotation, and its reader sets ``frames_are_rotated = True``; the
+            facade applies the rest with torch. Empty (default): ``open_video`` gets no
+            ``transforms=`` and the facade applies every step after decoding and rotating.
+        output_dtypes: frame dtypes the backend returns itself (``"uint8"``, ``"float32"``).
+            With ``"float32"``, ``open_video`` takes ``output_dtype=`` (``"uint8"``,
+            ``"float32"`` or ``"auto"``, torchcodec 0.17's meaning) and returns frames of the
+            resolved dtype; otherwise the facade converts its uint8 frames (``/ 255``).
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -121,9 +133,17 @@ class Capabilities:
     tolerance: tuple[tuple[str, Tolerance], ...] | Mapping[str, Tolerance] | Tolerance = field(default=())
     notes: str = ""
     cpu_fallback: bool = False
+    transforms: frozenset[str] = frozenset()
+    output_dtypes: tuple[str, ...] = ("uint8",)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "transforms", frozenset(_tuple(self.transforms, "transforms")))
+        if not self.transforms <= {"resize", "crop"}:
+            raise ValueError(f"Capabilities.transforms: unknown {sorted(self.transforms - {'resize', 'crop'})}")
+        set_(self, "output_dtypes", _tuple(self.output_dtypes, "output_dtypes"))
+        if not set(self.output_dtypes) <= {"uint8", "float32"} or "uint8" not in self.output_dtypes:
+            raise ValueError(f"Capabilities.output_dtypes must hold 'uint8' and may hold 'float32', got {self.output_dtypes}")
         set_(self, "devices", _tuple(self.devices, "devices"))
         set_(self, "media_types", _tuple(self.media_types, "media_types"))
         set_(self, "source_kinds", _tuple(self.source_kinds, "source_kinds"))
@@ -226,6 +246,10 @@ class Capabilities:
             f"{d} max {t.max_abs}/mean {t.mean_abs:g}" + (f", audio {t.audio_max_abs:g}" if t.audio_max_abs else "")
             for d, t in self.tolerance_pairs if t != Tolerance()
         ]
+        if self.transforms:
+            parts.append("transforms " + "/".join(sorted(self.transforms)))
+        if "float32" in self.output_dtypes:
+            parts.append("float32 output")
         parts.append("pixels vs FFmpeg: " + ("; ".join(tols) if tols else "exact"))
         return ", ".join(parts)
 

@@ -3,7 +3,10 @@
 - ``mediadecode info [FILE]``: container, streams and the numbers an ML user needs (frames, fps,
   duration, size, rotation, sample rate...).
 - ``mediadecode frames [FILE] --at 0,10,20 -o sheet.png``: a contact sheet PNG of those frames with
-  each frame's index and pts written under it.
+  each frame's index and pts written under it; ``--resize 224`` (shorter side to 224, aspect
+  kept, as ``torchvision.transforms.v2.Resize(224)``) or ``--resize 224x320`` (height x width)
+  and ``--crop 224`` / ``--crop 224x200`` (a centre crop) decode them through the decoder's
+  ``transforms=`` (:mod:`mediadecode.transforms`), resize first.
 - ``mediadecode backends``: every registered backend, available or not and why, and its
   capabilities (devices, media types, source kinds, seek modes, codecs, pixel tolerance).
 - ``mediadecode encode-sample OUT.mp4``: encode a short generated clip (video and a tone) with
@@ -223,12 +226,49 @@ def _parse_indices(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--at wants comma-separated frame indices, got {text!r}") from None
 
 
+def _parse_size(text: str) -> tuple[int, ...]:
+    """``"224"`` -> ``(224,)``; ``"224x320"`` -> ``(224, 320)`` (height x width)."""
+    try:
+        size = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) <= 0:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (positive ints), got {text!r}")
+    return size
+
+
+def _frame_transforms(args, open_decoder) -> list:
+    """``--resize`` then ``--crop`` as :mod:`mediadecode.transforms` objects. A single resize
+    number is the shorter side (torchvision's rule: ``int(long * size / short)``), computed
+    from the rotated source size."""
+    from .transforms import CenterCrop, Resize
+
+    out = []
+    if args.resize:
+        size = args.resize
+        if len(size) == 1:
+            with open_decoder() as probe:
+                h, w = int(probe.metadata.height), int(probe.metadata.width)
+            short, long = (h, w) if h <= w else (w, h)
+            other = int(size[0] * long / short)
+            size = (size[0], other) if h <= w else (other, size[0])
+        out.append(Resize(size))
+    if args.crop:
+        out.append(CenterCrop(args.crop * 2 if len(args.crop) == 1 else args.crop))
+    return out
+
+
 def _cmd_frames(args) -> int:
     import mediadecode as md
 
     file = _sample_if_missing(args.file)
-    with md.VideoDecoder(file, stream_index=args.stream_index, seek_mode=args.seek_mode,
-                         backend=args.backend, **_source_options(args)) as dec:
+
+    def open_decoder(**extra):
+        return md.VideoDecoder(file, stream_index=args.stream_index, seek_mode=args.seek_mode,
+                               backend=args.backend, **_source_options(args), **extra)
+
+    transforms = _frame_transforms(args, open_decoder)
+    with open_decoder(transforms=transforms or None) as dec:
         indices = args.at if args.at else [0, len(dec) // 2, len(dec) - 1]
         batch = dec.get_frames_at(indices)
         n_frames = len(dec)
@@ -236,6 +276,8 @@ def _cmd_frames(args) -> int:
         meta = dec.metadata
         stats, file = dec.stats, dec.source.name  # a URL is shown with credentials redacted
     print(f"{file}: stream {meta.stream_index}, {n_frames} frames, {meta.width}x{meta.height}, backend {backend}")
+    if transforms:
+        print(f"  transforms: {', '.join(map(repr, transforms))}")
     captions = []
     for index, pts, dur in zip(indices, batch.pts_seconds.tolist(), batch.duration_seconds.tolist()):
         resolved = index if index >= 0 else n_frames + index
@@ -311,7 +353,7 @@ def _cmd_encode_sample(args) -> int:
     return 0
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def _parse_frame_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -345,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_frames.add_argument("--at", type=_parse_indices, default=None,
                           help="comma-separated frame indices, negatives count from the end (default: first, middle, last)")
     p_frames.add_argument("--stream-index", type=int, default=None)
+    p_frames.add_argument("--resize", type=_parse_size, default=None, metavar="N|HxW",
+                          help="resize first: N = shorter side (aspect kept), HxW exact")
+    p_frames.add_argument("--crop", type=_parse_size, default=None, metavar="N|HxW",
+                          help="then a centre crop of NxN or HxW")
     p_frames.add_argument("-o", "--output", default="sheet.png", help="PNG to write (default: sheet.png)")
     p_frames.set_defaults(func=_cmd_frames)
 
@@ -356,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="file to write; its extension chooses the container (default: sample_encoded.mp4)")
     p_encode.add_argument("--seconds", type=float, default=2.0)
     p_encode.add_argument("--fps", type=float, default=30.0)
-    p_encode.add_argument("--size", type=_parse_size, default=(320, 240), metavar="WxH")
+    p_encode.add_argument("--size", type=_parse_frame_size, default=(320, 240), metavar="WxH")
     p_encode.add_argument("--codec", default=None, help="video codec (default: the container's)")
     p_encode.add_argument("--pixel-format", default=None)
     p_encode.add_argument("--crf", type=float, default=None)

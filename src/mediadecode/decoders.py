@@ -37,6 +37,7 @@ from .frame_index import FrameIndex
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
+from .transforms import TransformPlan, TransformRequest
 
 __all__ = ["VideoDecoder", "AudioDecoder", "CpuFallbackStatus"]
 
@@ -64,6 +65,24 @@ def _default_num_threads() -> int:
     except Exception:  # pragma: no cover
         pass
     return 0
+
+
+def _output_options(transforms: Any, output_dtype: Any) -> dict[str, Any]:
+    """``transforms=`` and ``output_dtype=`` as decoder options (torchcodec 0.17's checks)."""
+    names = {torch.uint8: "uint8", torch.float32: "float32"}
+    if isinstance(output_dtype, str) and output_dtype == "auto":
+        dtype = "auto"
+    elif isinstance(output_dtype, torch.dtype) and output_dtype in names:
+        dtype = names[output_dtype]
+    else:
+        raise ValueError(
+            f"Invalid output_dtype ({output_dtype}). "
+            "Supported values are torch.uint8, torch.float32, and 'auto'."
+        )
+    request = None if transforms is None else TransformRequest(transforms)
+    if request is not None and not request.transforms:
+        request = None
+    return {"transforms": request, "output_dtype": dtype}
 
 
 class _Decoder:
@@ -266,10 +285,21 @@ class VideoDecoder(_Decoder):
         allow_playlists: let FFmpeg open playlist-type formats (HLS, ffconcat, image-sequence
             patterns...) that make it open other files; False (default) refuses them with
             :class:`~mediadecode.errors.UnsafeMediaError`. Only for trusted local files.
+        transforms: a sequence of ``Resize`` / ``CenterCrop`` / ``RandomCrop`` from
+            :mod:`mediadecode.transforms`, ``torchcodec.transforms`` or
+            ``torchvision.transforms.v2``, applied in order after the rotation, as torchcodec
+            0.17's ``transforms=`` (a ``RandomCrop`` location is drawn once, here). Backends that
+            declare ``Capabilities.transforms`` apply them inside their conversion (the ffmpeg
+            backend: FFmpeg's, with torchcodec's pixels); otherwise this facade applies them with
+            torch (``docs/transforms.md`` states the tolerance).
+        output_dtype: ``torch.uint8`` (default, 0-255), ``torch.float32`` (values in [0, 1];
+            FFmpeg's 16-bit RGB over 65535, so 10/12-bit sources keep their precision) or
+            ``"auto"`` (float32 when the stream has more than 8 bits per sample, else uint8),
+            as torchcodec 0.17.
 
     Attributes:
         metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
-            the returned frames, after rotation.
+            the source frames after rotation, before ``transforms``.
         stream_index (int): the stream decoded.
         backend (str): the backend that serves this decoder.
 
@@ -309,6 +339,8 @@ class VideoDecoder(_Decoder):
         storage_options: dict | None = None,
         timeout: float | tuple[float, float] | None = None,
         allow_playlists: bool = False,
+        transforms: Sequence[Any] | None = None,
+        output_dtype: torch.dtype | str = torch.uint8,
     ):
         if dimension_order not in ("NCHW", "NHWC"):
             raise ValueError(
@@ -333,6 +365,7 @@ class VideoDecoder(_Decoder):
             "seek_mode": seek_mode,
             "backend": backend,
         }
+        options.update(_output_options(transforms, output_dtype))  # transforms, output_dtype
         self._dimension_order = dimension_order
         source = as_source(source, storage_options=storage_options, timeout=timeout,
                            allow_playlists=allow_playlists)
@@ -346,6 +379,7 @@ class VideoDecoder(_Decoder):
             # A GPU backend may decode on the CPU what its hardware cannot (reported by
             # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
             extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
+        extra.update(self._output_kwargs(backend_obj))
         reader = backend_obj.open_video(
             self._source,
             stream_index=o["stream_index"],
@@ -355,7 +389,39 @@ class VideoDecoder(_Decoder):
             **extra,
         )
         self._set_reader_info(reader)
+        self._set_output_steps(backend_obj, reader)
         return reader
+
+    # -- transforms and output dtype -----------------------------------------------------------
+
+    def _output_kwargs(self, backend_obj) -> dict[str, Any]:
+        """What the backend is handed, as its capabilities declare (never sniffed): backends
+        written before transforms existed get neither keyword and the facade does the work."""
+        caps = capabilities_of(type(backend_obj))
+        o, extra = self._options, {}
+        if caps.transforms and o.get("transforms") is not None:
+            extra["transforms"] = o["transforms"]
+        if "float32" in caps.output_dtypes and o.get("output_dtype", "uint8") != "uint8":
+            extra["output_dtype"] = o["output_dtype"]
+        return extra
+
+    def _set_output_steps(self, backend_obj, reader) -> None:
+        """The facade's share of the output: the transform steps the backend does not apply
+        (after rotation) and the float conversion of a backend that returns only uint8."""
+        caps = capabilities_of(type(backend_obj))
+        o = self._options
+        request: TransformRequest | None = o.get("transforms")
+        self._post_plan: TransformPlan | None = None
+        self._out_size = (int(self._metadata.height or 0), int(self._metadata.width or 0))
+        if request is not None:
+            plan = request.resolve(self._metadata.height, self._metadata.width)
+            self._out_size = plan.output_size
+            self._post_plan = plan.split(caps.transforms)[1] if caps.transforms else plan
+        dtype = o.get("output_dtype", "uint8")
+        if dtype == "auto":
+            dtype = "float32" if (self._metadata.bit_depth or 8) > 8 else "uint8"
+        self._out_dtype = torch.float32 if dtype == "float32" else torch.uint8
+        self._cast_float = dtype == "float32" and "float32" not in caps.output_dtypes
 
     def _set_reader_info(self, reader) -> None:
         meta = reader.metadata
@@ -371,6 +437,12 @@ class VideoDecoder(_Decoder):
 
     def _after_unpickle(self) -> None:
         self._dimension_order = self._options["dimension_order"]
+
+    @property
+    def transforms(self) -> tuple:
+        """The decoder's transforms as :mod:`mediadecode.transforms` objects (empty: none)."""
+        request = self._options.get("transforms")
+        return () if request is None else request.transforms
 
     @property
     def metadata(self) -> VideoStreamMetadata:
@@ -400,17 +472,23 @@ class VideoDecoder(_Decoder):
     # -- output shaping ------------------------------------------------------------------------
 
     def _finish(self, data: Tensor) -> Tensor:
-        """(N, H, W, 3) coded-orientation frames -> rotated, in the requested dimension order."""
+        """(N, H, W, 3) frames from the reader -> rotated (unless the reader did), transformed
+        (the steps the backend did not apply), of the output dtype, in the dimension order."""
         if self._rot90:
             data = torch.rot90(data, self._rot90, dims=(1, 2)).contiguous()
+        if self._post_plan is not None:
+            data = self._post_plan.apply(data)
+        if self._cast_float and data.dtype == torch.uint8:
+            data = data.to(torch.float32) / 255.0
         if self._dimension_order == "NCHW":
             data = data.permute(0, 3, 1, 2)
         return data
 
     def _empty(self) -> FrameBatch:
-        h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
+        self._r  # noqa: B018
+        h, w = self._out_size
         shape = (0, 3, h, w) if self._dimension_order == "NCHW" else (0, h, w, 3)
-        data = torch.empty(shape, dtype=torch.uint8, device=self._options.get("device", "cpu"))
+        data = torch.empty(shape, dtype=self._out_dtype, device=self._options.get("device", "cpu"))
         return FrameBatch(data, empty_pts(), empty_pts())
 
     def _batch_for(self, fetch, keys: list) -> FrameBatch:

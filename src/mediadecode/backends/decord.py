@@ -212,7 +212,8 @@ class DecordVideoReader:
 
     frames_are_rotated = True
 
-    def __init__(self, source: Source, *, stream_index: int | None, num_threads: int):
+    def __init__(self, source: Source, *, stream_index: int | None, num_threads: int,
+                 transforms=None):
         self._source = source
         self._lock = threading.RLock()
         self._closed = False
@@ -290,13 +291,32 @@ class DecordVideoReader:
             meta.begin_stream_seconds_from_content = float(pts[0])
             meta.end_stream_seconds_from_content = float(torch.max(pts + durations))
         resolve_video(meta, cmeta.duration_seconds_from_header)
+        # Native resize (Capabilities.transforms = {"resize"}): the plan's leading resize, by
+        # decord's own scaler (VideoReader width/height). decord sizes frames before rotating
+        # them, so a quarter-turned stream is resized after decoding instead, with torch.
+        self._size = (int(meta.height or 0), int(meta.width or 0))
+        self._decord_size: tuple[int, int] | None = None
+        self._torch_resize = None
+        if transforms is not None:
+            native = transforms.resolve(meta.height, meta.width).split(frozenset({"resize"}))[0]
+            if native is not None:
+                self._size = native.output_size
+                if rotation is not None and int(rotation) % 180 != 0:
+                    self._torch_resize = native
+                else:
+                    self._decord_size = native.output_size
+                    self._handle.close()
+                    self._handle = _LazyHandle(self._open_decord)
 
     def _open_decord(self):
         decord = _decord()
         uri = _decord_uri(self._source)
+        sized = {}
+        if getattr(self, "_decord_size", None) is not None:
+            sized = {"height": self._decord_size[0], "width": self._decord_size[1]}
         try:
             return decord.VideoReader(
-                uri, ctx=decord.cpu(0), num_threads=self._num_threads, fault_tol=_FAULT_TOL
+                uri, ctx=decord.cpu(0), num_threads=self._num_threads, fault_tol=_FAULT_TOL, **sized
             )
         except Exception as exc:
             raise InvalidMediaError(
@@ -311,7 +331,8 @@ class DecordVideoReader:
     def _frames_one_by_one(self, vr, indices: list[int]) -> np.ndarray:
         """Frames through ``vr[i]`` (exact: ``seek_accurate`` then ``next``), each one cut
         out of decord's row-padded buffer: ``height`` rows of ``stride`` bytes."""
-        height, width = int(self.metadata.height), int(self.metadata.width)
+        height, width = (self._size if self._torch_resize is None
+                         else (int(self.metadata.height), int(self.metadata.width)))
         out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
         for slot, i in enumerate(indices):
             raw = vr[i].asnumpy()
@@ -336,7 +357,7 @@ class DecordVideoReader:
         """Frames at sorted, unique indices: ``(uint8 (N, H, W, 3), pts, durations)``."""
         indices = list(indices)
         if not indices:
-            h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
+            h, w = self._size
             return torch.empty((0, h, w, 3), dtype=torch.uint8), torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.float64)
         with self._lock:
             vr = self._vr()
@@ -361,8 +382,11 @@ class DecordVideoReader:
                     f"{_clean(exc)}"
                 ) from exc
         index = torch.tensor(indices, dtype=torch.long)
+        frames = torch.from_numpy(np.ascontiguousarray(data))
+        if self._torch_resize is not None:
+            frames = self._torch_resize.apply(frames)
         return (
-            torch.from_numpy(np.ascontiguousarray(data)),
+            frames,
             self.frame_pts[index],
             self.frame_durations[index],
         )
@@ -487,6 +511,9 @@ class DecordBackend:
         # build, where lossy decoders may differ by float rounding.
         tolerance={"cpu": Tolerance(audio_max_abs=1e-5)},
         notes="decord's bundled FFmpeg (decord2: FFmpeg 8; decord 0.6: no AV1)",
+        # A leading Resize runs in decord's own scaler (VideoReader width/height); crops are
+        # the facade's.
+        transforms=frozenset({"resize"}),
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
@@ -510,10 +537,12 @@ class DecordBackend:
             cls._checked = True
         return cls._reason
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None):
         if seek_mode != "exact":
             raise UnsupportedRequestError("decord has only an exact frame index (seek_mode='exact')")
-        return DecordVideoReader(source, stream_index=stream_index, num_threads=num_threads)
+        return DecordVideoReader(source, stream_index=stream_index, num_threads=num_threads,
+                                 transforms=transforms)
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
         return DecordAudioReader(

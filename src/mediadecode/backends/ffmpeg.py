@@ -31,6 +31,7 @@ from ..engine import (
     DecoderSetup,
     FrameTiming,
     GopParallelDecoder,
+    OutputFormat,
     plan_gop_chunks,
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
@@ -40,10 +41,14 @@ from ..metadata import VideoStreamMetadata, resolve_video
 from ..protocol import RawFrames
 from ..pyav import FirstFrameInfo, MediaHandle, av_reason, container_metadata, import_av, select_stream
 from ..sources import Source
+from ..transforms import TransformRequest
 from .ffmpeg_audio import FFmpegAudioReader
 from .ffmpeg_encoder import FFMPEG_ENCODER_CAPABILITIES, PyAVStreamEncoder
 
 __all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader"]
+
+# 8-bit 4:2:0 formats whose even-sized frames swscale converts with its unscaled converter.
+_PLAIN_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12", "nv21"})
 
 # Version of what this reader stores in the index cache.
 _CACHE_VERSION = 1
@@ -80,6 +85,10 @@ class FFmpegVideoReader:
         num_threads: FFmpeg decoding threads (0: automatic); ignored when ``setup`` is given.
         setup: how the decoder is opened and where frames go (default: FFmpeg's software
             decoders, RGB by swscale; the nvdec backend passes its own).
+        transforms: resize/crop steps applied inside FFmpeg's conversion, after the rotation
+            (then ``frames_are_rotated`` is True).
+        output_dtype: ``"uint8"``, ``"float32"`` (FFmpeg's ``rgb48`` over 65535) or ``"auto"``
+            (float32 for sources of more than 8 bits per sample, as torchcodec 0.17).
 
     Attributes:
         metadata, container_metadata: as the protocol says.
@@ -99,7 +108,8 @@ class FFmpegVideoReader:
     PARALLEL_MIN_FRAMES = 8
 
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str,
-                 num_threads: int = 0, setup: DecoderSetup | None = None):
+                 num_threads: int = 0, setup: DecoderSetup | None = None,
+                 transforms: TransformRequest | None = None, output_dtype: str = "uint8"):
         av = import_av()
         self._source = source
         self._lock = threading.RLock()
@@ -136,10 +146,12 @@ class FFmpegVideoReader:
                     f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
                 )
             index = self.frame_index
-            self._output = self._setup.output_stage(
-                self._coded_size,
-                FrameTiming(self._tb, index.duration_after if index else None, meta.average_fps),
-            )
+            timing = FrameTiming(self._tb, index.duration_after if index else None, meta.average_fps)
+            fmt = self._output_format(transforms, output_dtype)
+            if fmt is None:
+                self._output = self._setup.output_stage(self._coded_size, timing)
+            else:
+                self._output = self._setup.output_stage(self._coded_size, timing, fmt)
             self._writer = self._output.writer()
             if self._setup.threaded:
                 lifecycle.park_before_fork(self)
@@ -207,6 +219,25 @@ class FFmpegVideoReader:
             return
         info.apply_to(meta)
         self._coded_size = (info.width, info.height)
+
+    def _output_format(self, transforms: TransformRequest | None, output_dtype: str) -> OutputFormat | None:
+        """The conversion torchcodec 0.17 would do, or None for plain uint8 RGB of an 8-bit
+        4:2:0 source of even size: swscale's unscaled converter, whose pixels are the same
+        whatever path torchcodec takes (rotated by the facade). Every other source (more than 8
+        bits, 4:2:2/4:4:4, odd sizes), float output and transforms are converted as torchcodec
+        converts them, rotation included."""
+        meta = self.metadata
+        deep = (meta.bit_depth or 8) > 8
+        dtype = output_dtype
+        if dtype == "auto":
+            dtype = "float32" if deep else "uint8"
+        width, height = self._coded_size
+        plain = meta.pixel_format in _PLAIN_FORMATS and width % 2 == 0 and height % 2 == 0
+        if transforms is None and dtype == "uint8" and plain:
+            return None
+        plan = None if transforms is None else transforms.resolve(meta.height, meta.width)
+        self.frames_are_rotated = True
+        return OutputFormat(dtype=dtype, plan=plan, rotation=meta.rotation)
 
     @property
     def frame_pts(self):
@@ -337,7 +368,10 @@ class FFmpegBackend:
 
     name = "ffmpeg"
     priority = 100
-    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"))
+    capabilities = Capabilities(
+        devices=("cpu",), media_types=("video", "audio"),
+        transforms=frozenset({"resize", "crop"}), output_dtypes=("uint8", "float32"),
+    )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
     media_types = capabilities.media_types
@@ -351,9 +385,11 @@ class FFmpegBackend:
             return f"PyAV is not importable ({exc}); fix: pip install av"
         return None
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None, output_dtype="uint8"):
         return FFmpegVideoReader(
-            source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads
+            source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
+            transforms=transforms, output_dtype=output_dtype,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):

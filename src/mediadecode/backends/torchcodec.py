@@ -184,6 +184,36 @@ def _check_stream(source: Source, cmeta: ContainerMetadata, media_type: str, str
     return stream_index
 
 
+def _torchcodec_transforms(plan) -> list:
+    """A resolved :class:`~mediadecode.transforms.TransformPlan` as torchcodec 0.17 transform
+    objects. A crop at a drawn location (our ``RandomCrop``, drawn once by the decoder) is
+    handed over as torchcodec's own fixed-location crop spec (``"crop, h, w, x, y"``, what its
+    ``RandomCrop`` produces), through a ``DecoderTransform`` subclass, so torchcodec does not
+    draw again."""
+    from torchcodec import transforms as tct
+
+    class FixedCrop(tct.DecoderTransform):
+        def __init__(self, height: int, width: int, left: int, top: int):
+            self.size = (height, width)
+            self.left, self.top = left, top
+
+        def _make_transform_spec(self, input_dims) -> str:
+            return f"crop, {self.size[0]}, {self.size[1]}, {self.left}, {self.top}"
+
+        def _get_output_dims(self):
+            return self.size
+
+    out = []
+    for step in plan.steps:
+        if step.kind == "resize":
+            out.append(tct.Resize((step.height, step.width)))
+        elif step.left is None:
+            out.append(tct.CenterCrop((step.height, step.width)))
+        else:
+            out.append(FixedCrop(step.height, step.width, step.left, step.top))
+    return out
+
+
 class TorchCodecVideoReader:
     """A video stream read with ``torchcodec.decoders.VideoDecoder``."""
 
@@ -197,6 +227,8 @@ class TorchCodecVideoReader:
         seek_mode: str,
         num_threads: int,
         device: str,
+        transforms=None,
+        output_dtype: str = "uint8",
     ):
         self._source = source
         self._lock = threading.RLock()
@@ -205,6 +237,14 @@ class TorchCodecVideoReader:
         cmeta = _container_metadata(source)
         index = _check_stream(source, cmeta, "video", stream_index)
         decoders = _decoders()
+        extra = {}
+        if transforms is not None:
+            shown = cmeta.streams[index]
+            extra["transforms"] = _torchcodec_transforms(
+                transforms.resolve(getattr(shown, "height", None), getattr(shown, "width", None))
+            )
+        if output_dtype != "uint8":
+            extra["output_dtype"] = torch.float32 if output_dtype == "float32" else "auto"
         try:
             self._dec = decoders.VideoDecoder(
                 _tc_source(source),
@@ -213,6 +253,7 @@ class TorchCodecVideoReader:
                 num_ffmpeg_threads=int(num_threads),
                 device=device,
                 seek_mode=seek_mode,
+                **extra,
             )
         except Exception as exc:
             raise InvalidMediaError(
@@ -410,6 +451,9 @@ class TorchCodecBackend:
             "cuda": Tolerance(max_abs=64, mean_abs=3.0, audio_max_abs=1e-5),
         },
         notes="system FFmpeg 4-8 shared libraries; CUDA through NVDEC",
+        # torchcodec 0.17 applies decoder transforms (CPU only) and float output itself.
+        transforms=frozenset({"resize", "crop"}),
+        output_dtypes=("uint8", "float32"),
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
@@ -441,7 +485,8 @@ class TorchCodecBackend:
             )
         return None
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None, output_dtype="uint8"):
         if device.split(":", 1)[0] == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError(
                 "torchcodec: CUDA decoding needs a GPU that torch can see "
@@ -449,7 +494,7 @@ class TorchCodecBackend:
             )
         return TorchCodecVideoReader(
             source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
-            device=device,
+            device=device, transforms=transforms, output_dtype=output_dtype,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):

@@ -15,7 +15,7 @@ stages is :class:`mediadecode.backends.ffmpeg.FFmpegVideoReader`.
 
 from .cursor import DecodeCursor
 from .gop_plan import plan_gop_chunks
-from .output import CpuRGBOutput, FrameTiming, FrameWriter, OutputBatch, OutputStage
+from .output import CpuRGBOutput, FrameTiming, FrameWriter, OutputBatch, OutputFormat, OutputStage
 from .parallel import GopParallelDecoder
 from .setup import CpuDecoderSetup, DecoderSetup
 
@@ -28,6 +28,7 @@ __all__ = [
     "FrameWriter",
     "GopParallelDecoder",
     "OutputBatch",
+    "OutputFormat",
     "OutputStage",
     "plan_gop_chunks",
 ]
