@@ -817,18 +817,22 @@ class AudioDecoder(_Decoder):
         with self._lock:
             data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)
         rate = self._sample_rate
-
-        def offset_of(seconds: float) -> int:
-            return math.floor((seconds - first_pts) * rate + 0.5)
-
-        # The trimming rule is torchcodec 0.17's AudioDecoder.get_samples_played_in_range.
-        if first_pts < start_seconds:
-            begin = offset_of(start_seconds)
-            pts = float(start_seconds)
+        if getattr(reader, "returns_exact_range", False):
+            # The reader applied the sample grid itself (mediadecode.sample_grid).
+            pts = float(first_pts)
         else:
-            begin, pts = 0, float(first_pts)
-        end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
-        data = data[:, begin:max(begin, end)]
+            # Readers that return whole frames from the one holding start_seconds: trimmed with
+            # torchcodec 0.17's rule, on the grid of the first frame returned.
+            def offset_of(seconds: float) -> int:
+                return math.floor((seconds - first_pts) * rate + 0.5)
+
+            if first_pts < start_seconds:
+                begin = offset_of(start_seconds)
+                pts = float(start_seconds)
+            else:
+                begin, pts = 0, float(first_pts)
+            end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
+            data = data[:, begin:max(begin, end)]
         return AudioSamples(
             data=data, pts_seconds=pts, duration_seconds=data.shape[1] / rate, sample_rate=rate
         )
