@@ -5,6 +5,7 @@ registry is read on first use.
 """
 
 from .decoders import AudioDecoder, VideoDecoder
+from .wav import WavDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VideoDecoder",
     "AudioDecoder",
+    "WavDecoder",
     "Frame",
     "FrameBatch",
     "AudioSamples",
