@@ -9,6 +9,7 @@ from .wav import WavDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
+    InvalidArgumentError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -56,6 +57,7 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",

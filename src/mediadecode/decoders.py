@@ -34,6 +34,7 @@ from torch import Tensor
 from . import registry, selection
 from .errors import (
     BackendUnavailableError,
+    InvalidArgumentError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -728,7 +729,8 @@ class AudioDecoder(_Decoder):
     Raises:
         SourceNotFoundError, InvalidMediaError, StreamNotFoundError, BackendUnavailableError:
             as for :class:`VideoDecoder`.
-        ValueError: ``sample_rate`` or ``num_channels`` not a positive int.
+        InvalidArgumentError: ``sample_rate`` or ``num_channels`` not a positive int (a
+            ``ValueError``, and a ``RuntimeError`` as torchcodec 0.17 raises).
     """
 
     _media_type = "audio"
@@ -747,7 +749,8 @@ class AudioDecoder(_Decoder):
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
-                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+                # torchcodec 0.17 raises RuntimeError here: InvalidArgumentError is both.
+                raise InvalidArgumentError(f"{name} must be a positive int or None, got {v!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
             raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
         options = {

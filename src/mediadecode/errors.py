@@ -22,6 +22,8 @@ class                           raised when                              also a
 ``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
                                 (a source kind, seek mode, device,
                                 stream or channel count it lacks)
+``InvalidArgumentError``        a bad ``sample_rate``/``num_channels``    ``ValueError``
+                                (torchcodec 0.17 raises ``RuntimeError``)
 ``UnsafeMediaError``            a playlist-type format (HLS, concat...)  ``UnsupportedRequestError``
                                 refused without ``allow_playlists=True``
 ``RemoteSourceError``           a URL source fails: HTTP status, network ``OSError``
@@ -47,6 +49,7 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
@@ -126,6 +129,11 @@ class UnsafeMediaError(UnsupportedRequestError):
     message names the source and the format. Never handed over to another backend.
     See ``docs/remote.md`` for the threat model.
     """
+
+
+class InvalidArgumentError(MediaDecodeError, ValueError):
+    """A bad argument value where torchcodec 0.17 raises ``RuntimeError`` (``AudioDecoder``'s
+    ``sample_rate`` and ``num_channels``): both a :class:`ValueError` and a ``RuntimeError``."""
 
 
 class RemoteSourceError(MediaDecodeError, OSError):
