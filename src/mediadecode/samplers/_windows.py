@@ -86,8 +86,9 @@ def _complete(window: torch.Tensor, num_samples: int, policy: str) -> torch.Tens
 
 
 def _decode_windows(decoder, starts: list[float], rate: int, num_samples: int, window_seconds: float,
-                    policy: str) -> AudioWindows:
-    """Windows starting at ``starts``, overlapping ones decoded in one call."""
+                    policy: str, begin: float) -> AudioWindows:
+    """Windows starting at ``starts``, overlapping ones decoded in one call; ``begin`` (the
+    stream's begin, its first sample's time) places the reported times on the sample grid."""
     order = sorted(range(len(starts)), key=starts.__getitem__)
     out: list[torch.Tensor | None] = [None] * len(starts)
     pts = [0.0] * len(starts)
@@ -104,12 +105,13 @@ def _decode_windows(decoder, starts: list[float], rate: int, num_samples: int, w
         i += 1
         samples = decoder.get_samples_played_in_range(first, last + (num_samples + 1) / rate)
         data, origin = samples.data, samples.pts_seconds
+        first_index = max(0, math.floor((origin - begin) * rate + 0.5))
         for j in group:
             # On the decoded block's grid: window j starts k samples after its first sample,
             # exactly the samples a range starting at origin + k / rate holds.
-            k = max(0, math.floor((starts[j] - origin) * rate + 0.5))
+            k = max(0, math.floor((starts[j] - begin) * rate + 0.5) - first_index)
             out[j] = _complete(data[:, k:k + num_samples], num_samples, policy)
-            pts[j] = origin + k / rate
+            pts[j] = begin + (first_index + k) / rate
     return AudioWindows(
         data=torch.stack(out) if out else torch.empty((0, 0, num_samples)),
         pts_seconds=torch.tensor(pts, dtype=torch.float64),
@@ -178,7 +180,7 @@ def windows_at_random_timestamps(
     start, end = _range(begin, end_stream, window_seconds, sampling_range_start, sampling_range_end)
     draws = torch.rand(num_windows, dtype=torch.float64, generator=_generator(seed, generator))
     starts = (draws * (end - start) + start).tolist()
-    return _decode_windows(decoder, starts, rate, num_samples, window_seconds, policy)
+    return _decode_windows(decoder, starts, rate, num_samples, window_seconds, policy, begin)
 
 
 def windows_at_regular_timestamps(
@@ -198,4 +200,4 @@ def windows_at_regular_timestamps(
     rate, num_samples, begin, end_stream = _check(decoder, window_seconds, policy)
     start, end = _range(begin, end_stream, window_seconds, sampling_range_start, sampling_range_end)
     starts = [start + i * (end - start) / num_windows for i in range(num_windows)]
-    return _decode_windows(decoder, starts, rate, num_samples, window_seconds, policy)
+    return _decode_windows(decoder, starts, rate, num_samples, window_seconds, policy, begin)
