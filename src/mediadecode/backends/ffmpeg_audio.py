@@ -364,15 +364,16 @@ class FFmpegAudioReader:
         return anchor, anchor * rout // rin
 
     def _preroll_seconds(self) -> float:
-        # Codecs with overlapping transforms or a bit reservoir (AAC, MP3, Opus, Vorbis) need a few
-        # packets before the target to produce the same samples as a decode from the start.
-        # Opus' decoder state (SILK's and CELT's filters) converges more slowly: measured on
+        # Codecs with overlapping transforms or a bit reservoir (AAC, MP3, Opus, Vorbis) need
+        # packets before the target to produce the same samples as a decode from the start: an
+        # MP3 frame's reservoir reaches back up to 511 bytes, several frames at low bit rates
+        # (4 frames left errors at 16 kHz, 12 none). Opus' decoder state (SILK's and CELT's filters) converges more slowly: measured on
         # generated WebM, 0.2 s still left 1e-3, 0.8 s none.
         cc = self._stream.codec_context
         if cc.name == "opus":
             return 0.8
         frame_size = cc.frame_size or 1024
-        return max(0.1, 4 * frame_size / self._in_rate)
+        return max(0.1, 12 * frame_size / self._in_rate)
 
     def _seek_run(self, lo: int) -> _Run | None:
         """A run positioned by a seek for output sample ``lo``, None when a decode from the start
