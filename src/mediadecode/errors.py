@@ -22,8 +22,8 @@ class                           raised when                              also a
 ``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
                                 (a source kind, seek mode, device,
                                 stream or channel count it lacks)
-``InvalidArgumentError``        a bad ``sample_rate``/``num_channels``    ``ValueError``
-                                (torchcodec 0.17 raises ``RuntimeError``)
+``InvalidArgumentError``        a bad sample_rate or num_channels        ``ValueError`` and
+                                (an argument: not a MediaDecodeError)    ``RuntimeError``
 ``UnsafeMediaError``            a playlist-type format (HLS, concat...)  ``UnsupportedRequestError``
                                 refused without ``allow_playlists=True``
 ``RemoteSourceError``           a URL source fails: HTTP status, network ``OSError``
@@ -131,9 +131,10 @@ class UnsafeMediaError(UnsupportedRequestError):
     """
 
 
-class InvalidArgumentError(MediaDecodeError, ValueError):
+class InvalidArgumentError(ValueError, RuntimeError):
     """A bad argument value where torchcodec 0.17 raises ``RuntimeError`` (``AudioDecoder``'s
-    ``sample_rate`` and ``num_channels``): both a :class:`ValueError` and a ``RuntimeError``."""
+    ``sample_rate`` and ``num_channels``): both a :class:`ValueError` and a ``RuntimeError``.
+    Like every bad argument, not a :class:`MediaDecodeError` (which is about media)."""
 
 
 class RemoteSourceError(MediaDecodeError, OSError):
