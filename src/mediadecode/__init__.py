@@ -6,10 +6,12 @@ registry is read on first use.
 
 from .decoders import AudioDecoder, VideoDecoder
 from .encoders import AudioEncoder, Encoder, VideoEncoder
+from .wav import WavDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
     EncodingError,
+    InvalidArgumentError,
     InvalidEncoderInputError,
     InvalidMediaError,
     MediaDecodeError,
@@ -38,6 +40,7 @@ __all__ = [
     "VideoEncoder",
     "AudioEncoder",
     "Encoder",
+    "WavDecoder",
     "Frame",
     "FrameBatch",
     "AudioSamples",
@@ -61,6 +64,7 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from . import lifecycle, selection
 from .capabilities import capabilities_of
+from .errors import InvalidArgumentError
 from .fallback import CpuFallbackStatus
 from .frame_index import FrameIndex
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
@@ -747,7 +748,8 @@ class AudioDecoder(_Decoder):
     Raises:
         SourceNotFoundError, InvalidMediaError, StreamNotFoundError, BackendUnavailableError:
             as for :class:`VideoDecoder`.
-        ValueError: ``sample_rate`` or ``num_channels`` not a positive int.
+        InvalidArgumentError: ``sample_rate`` or ``num_channels`` not a positive int (a
+            ``ValueError``, and a ``RuntimeError`` as torchcodec 0.17 raises).
     """
 
     _media_type = "audio"
@@ -766,7 +768,8 @@ class AudioDecoder(_Decoder):
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
-                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+                # torchcodec 0.17 raises RuntimeError here: InvalidArgumentError is both.
+                raise InvalidArgumentError(f"{name} must be a positive int or None, got {v!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
             raise TypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
         options = {
@@ -836,18 +839,22 @@ class AudioDecoder(_Decoder):
         with self._lock:
             data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)
         rate = self._sample_rate
-
-        def offset_of(seconds: float) -> int:
-            return math.floor((seconds - first_pts) * rate + 0.5)
-
-        # The trimming rule is torchcodec 0.17's AudioDecoder.get_samples_played_in_range.
-        if first_pts < start_seconds:
-            begin = offset_of(start_seconds)
-            pts = float(start_seconds)
+        if getattr(reader, "returns_exact_range", False):
+            # The reader applied the sample grid itself (mediadecode.sample_grid).
+            pts = float(first_pts)
         else:
-            begin, pts = 0, float(first_pts)
-        end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
-        data = data[:, begin:max(begin, end)]
+            # Readers that return whole frames from the one holding start_seconds: trimmed with
+            # torchcodec 0.17's rule, on the grid of the first frame returned.
+            def offset_of(seconds: float) -> int:
+                return math.floor((seconds - first_pts) * rate + 0.5)
+
+            if first_pts < start_seconds:
+                begin = offset_of(start_seconds)
+                pts = float(start_seconds)
+            else:
+                begin, pts = 0, float(first_pts)
+            end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
+            data = data[:, begin:max(begin, end)]
         return AudioSamples(
             data=data, pts_seconds=pts, duration_seconds=data.shape[1] / rate, sample_rate=rate
         )

@@ -22,6 +22,8 @@ class                           raised when                              also a
 ``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
                                 (a source kind, seek mode, device,
                                 stream or channel count it lacks)
+``InvalidArgumentError``        a bad sample_rate or num_channels        ``ValueError`` and
+                                (an argument: not a MediaDecodeError)    ``RuntimeError``
 ``UnsafeMediaError``            a playlist-type format (HLS, concat...)  ``UnsupportedRequestError``
                                 refused without ``allow_playlists=True``
 ``RemoteSourceError``           a URL source fails: HTTP status, network ``OSError``
@@ -55,6 +57,7 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
@@ -137,6 +140,12 @@ class UnsafeMediaError(UnsupportedRequestError):
     message names the source and the format. Never handed over to another backend.
     See ``docs/remote.md`` for the threat model.
     """
+
+
+class InvalidArgumentError(ValueError, RuntimeError):
+    """A bad argument value where torchcodec 0.17 raises ``RuntimeError`` (``AudioDecoder``'s
+    ``sample_rate`` and ``num_channels``): both a :class:`ValueError` and a ``RuntimeError``.
+    Like every bad argument, not a :class:`MediaDecodeError` (which is about media)."""
 
 
 class RemoteSourceError(MediaDecodeError, OSError):

@@ -42,6 +42,7 @@ from ..protocol import RawFrames
 from ..pyav import FirstFrameInfo, MediaHandle, av_reason, container_metadata, import_av, select_stream
 from ..sources import Source
 from ..transforms import TransformRequest
+from ..wav import WavReader
 from .ffmpeg_audio import FFmpegAudioReader
 from .ffmpeg_encoder import FFMPEG_ENCODER_CAPABILITIES, PyAVStreamEncoder
 
@@ -393,6 +394,13 @@ class FFmpegBackend:
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
+        # Plain PCM WAV without resampling or mixing: the samples straight from the bytes.
+        if stream_index in (None, 0):
+            wav = WavReader.open_if_plain_wav(source)
+            if wav is not None:
+                if sample_rate in (None, wav.sample_rate) and num_channels in (None, wav.num_channels):
+                    return wav
+                wav.close()
         return FFmpegAudioReader(
             source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
         )
