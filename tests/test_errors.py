@@ -16,6 +16,7 @@ from mediadecode import (
     AudioDecoder,
     BackendUnavailableError,
     DecodingError,
+    InvalidArgumentError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -79,9 +80,16 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 
 
 def test_every_error_is_exported_and_a_runtime_error():
-    assert len(ALL_ERRORS) == 13  # 9 + UnsafeMediaError and the three Remote*Error (issue 8)
+    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), the three encoder errors
+    # (issue 15) and InvalidArgumentError (issue 14)
+    assert len(ALL_ERRORS) == 17
     for cls in ALL_ERRORS:
-        assert issubclass(cls, MediaDecodeError), cls
+        if cls is InvalidArgumentError:
+            # a bad argument, as every other: a ValueError, never a media error; also the
+            # RuntimeError that torchcodec 0.17 raises for the same bad sample_rate/num_channels
+            assert issubclass(cls, ValueError) and not issubclass(cls, MediaDecodeError)
+        else:
+            assert issubclass(cls, MediaDecodeError), cls
         assert issubclass(cls, RuntimeError), cls
         assert getattr(mediadecode, cls.__name__) is cls
         assert cls.__name__ in mediadecode.__all__

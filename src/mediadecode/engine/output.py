@@ -209,9 +209,9 @@ class CpuRGBWriter:
         if fmt is None:
             batch.data[first] = self.rgb(frame)
         elif fmt.dtype == "float32":
-            # torchcodec 0.17's arithmetic (Frame.cpp): float32(rgb48) / 65535
-            rgb48 = torch.from_numpy(self.convert(frame).astype(np.int32))
-            torch.from_numpy(batch.data[first]).copy_(rgb48.to(torch.float32) / 65535.0)
+            # torchcodec 0.17's arithmetic (Frame.cpp): float32(rgb48) / 65535, correctly rounded
+            # float32 division written straight into the output slot (no temporaries)
+            np.divide(self.convert(frame), np.float32(65535), out=batch.data[first])
         else:
             batch.data[first] = self.convert(frame)
         batch.pts[first] = frame.pts
