@@ -77,12 +77,20 @@ def _ray():
     return ray
 
 
-def derive_seed(seed: int, path: str, epoch: int) -> int:
-    """The seed of one file's clip draw: the first 63 bits of SHA-256 over ``(seed, path,
-    epoch)``. The same on every machine and Python process (no ``hash()`` randomisation), so a
-    read task draws what a local sampler call with ``seed=derive_seed(...)`` draws."""
-    raw = f"mediadecode.ray\0{int(seed)}\0{path}\0{int(epoch)}".encode()
-    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") & (2**63 - 1)
+def derive_seed(seed: int, path: str, epoch: int, purpose: str | None = None) -> int:
+    """The seed of one file's draw: the first 63 bits of SHA-256 over ``(seed, path, epoch)``
+    (and ``purpose`` when given). The same on every machine and Python process (no ``hash()``
+    randomisation), so a read task draws what a local call with the derived seed draws:
+
+    - the clips (or audio windows): ``derive_seed(seed, path, epoch)``;
+    - the decoder's transforms (a ``RandomCrop`` location):
+      ``derive_seed(seed, path, epoch, purpose="transforms")`` seeds torch's random state while
+      the file's decoder is made, a seed of its own so that the crop does not follow the clips.
+    """
+    raw = f"mediadecode.ray\0{int(seed)}\0{path}\0{int(epoch)}"
+    if purpose is not None:
+        raw += f"\0{purpose}"
+    return int.from_bytes(hashlib.sha256(raw.encode()).digest()[:8], "big") & (2**63 - 1)
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -210,22 +218,27 @@ def _sampler_call(options: _VideoReadOptions) -> tuple[Callable, bool, bool]:
     return sampler, True, True  # a user's sampler takes the built-ins' random-draw arguments
 
 
-def _open_video(path: str, options: _VideoReadOptions):
+def _open_video(path: str, options: _VideoReadOptions, epoch: int):
+    """The file's decoder. It is made with torch's random state seeded from
+    ``derive_seed(seed, path, epoch, purpose="transforms")`` (inside ``torch.random.fork_rng``, so
+    the worker's own state is untouched): a ``RandomCrop`` among the transforms, which draws its
+    location once when the decoder is made (torchcodec 0.17's rule), crops the same place for a
+    given ``(seed, path, epoch)`` on any worker, and elsewhere in the next epoch."""
+    import torch
+
     from .decoders import VideoDecoder
 
-    kwargs: dict[str, Any] = {}
-    if options.transforms is not None:
-        # Passed only when given: a VideoDecoder without transforms= raises TypeError.
-        kwargs["transforms"] = options.transforms
-    return VideoDecoder(
-        path,
-        seek_mode=options.seek_mode,
-        dimension_order=options.dimension_order,
-        backend=options.backend,
-        num_threads=options.num_threads,
-        storage_options=options.storage_options,
-        **kwargs,
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(options.seed, path, epoch, purpose="transforms"))
+        return VideoDecoder(
+            path,
+            seek_mode=options.seek_mode,
+            dimension_order=options.dimension_order,
+            backend=options.backend,
+            num_threads=options.num_threads,
+            storage_options=options.storage_options,
+            transforms=options.transforms,
+        )
 
 
 class _NoDecode:
@@ -295,7 +308,7 @@ def _clip_blocks(entry: _FileEntry, options: _VideoReadOptions, epoch: int):
     if not want_clip and not want_pts and takes_num_clips:
         num_clips, clips, pts = options.num_clips, None, None  # nothing to open
     else:
-        with _open_video(entry.path, options) as decoder:
+        with _open_video(entry.path, options, epoch) as decoder:
             batch = fn(decoder if (want_clip or want_pts) else _NoDecode(decoder), **kwargs)
         num_clips = batch.data.shape[0]
         clips = batch.data.numpy() if want_clip else None
@@ -315,7 +328,7 @@ def _clip_blocks(entry: _FileEntry, options: _VideoReadOptions, epoch: int):
         yield BlockAccessor.batch_to_block(cols)
 
 
-def _frame_blocks(entry: _FileEntry, options: _VideoReadOptions):
+def _frame_blocks(entry: _FileEntry, options: _VideoReadOptions, epoch: int):
     """The blocks of one file in drop-in mode: one row per frame, ray.data.read_videos's
     columns (``frame`` (H, W, 3) uint8, ``frame_index``, ``frame_timestamp`` [start, end]
     float32 seconds when ``include_timestamps``)."""
@@ -323,7 +336,7 @@ def _frame_blocks(entry: _FileEntry, options: _VideoReadOptions):
 
     want_frame = options.wants("frame")
     want_ts = options.include_timestamps and options.wants("frame_timestamp")
-    with _open_video(entry.path, options) as decoder:
+    with _open_video(entry.path, options, epoch) as decoder:
         n = len(decoder)
         stride = 1
         fps = decoder.metadata.average_fps
@@ -497,7 +510,7 @@ def _video_estimate(self) -> tuple[int | None, int | None]:
         o = self._options
         stream = _header_metadata(self._entries[0].path, o.storage_options, "video")
         if stream is not None and stream.width and stream.height:
-            frame = int(stream.width) * int(stream.height) * 3
+            frame = _output_pixels(o.transforms, int(stream.height), int(stream.width)) * 3
             if o.sampler is None:
                 state["row_bytes"] = frame
                 frames = stream.num_frames_from_header
@@ -511,9 +524,27 @@ def _video_estimate(self) -> tuple[int | None, int | None]:
     return state["row_bytes"], state["rows_per_file"]
 
 
+def _output_pixels(transforms, height: int, width: int) -> int:
+    """Pixels of one output frame of a ``height x width`` stream after ``transforms`` (for the
+    size estimate; rotation does not change the count). The input size when the transforms
+    cannot be resolved against it (the read tasks then raise the error)."""
+    if transforms is None:
+        return height * width
+    import torch
+
+    from .transforms import TransformRequest
+
+    try:
+        with torch.random.fork_rng(devices=[]):  # a RandomCrop draw here must not move the driver's state
+            out_h, out_w = TransformRequest(transforms).resolve(height, width).output_size
+    except (TypeError, ValueError):
+        return height * width
+    return out_h * out_w
+
+
 def _video_file_blocks(entry, options, epoch):
     if options.sampler is None:
-        return _frame_blocks(entry, options)
+        return _frame_blocks(entry, options, epoch)
     return _clip_blocks(entry, options, epoch)
 
 
@@ -756,8 +787,14 @@ def read_videos(
         epoch: None (default): a new draw each time the dataset is executed (epoch 0, 1, ...
             counted in this driver process); an int: the same draw on every execution.
         backend, seek_mode, dimension_order: as for :class:`~mediadecode.VideoDecoder`.
-        transforms: passed to :class:`~mediadecode.VideoDecoder` as ``transforms=`` when given
-            (a decoder without that argument raises ``TypeError`` in the read task).
+        transforms: the decoder's ``transforms=`` (``Resize`` / ``CenterCrop`` / ``RandomCrop``
+            of :mod:`mediadecode.transforms`, torchcodec 0.17 or ``torchvision.transforms.v2``),
+            applied while decoding: the ``clip`` (or ``frame``) column has the transformed size.
+            A ``RandomCrop`` location is drawn once per file and epoch, as torchcodec draws it
+            once per decoder (every clip of the file in that epoch is cropped at the same
+            place), from torch's random state seeded with ``derive_seed(seed, path, epoch,
+            purpose="transforms")``: the same crop for a fixed ``(seed, path, epoch)`` on any
+            worker, a new one in the next epoch. Checked here (ValueError/TypeError).
         storage_options: fsspec options for URLs (credentials, ``endpoint_url``, ``block_size``),
             used to list folders on the driver and to read files on the workers.
         index_cache_dir: a folder every read task uses as :mod:`mediadecode.index_cache`
@@ -799,6 +836,10 @@ def read_videos(
         raise ValueError(f"Invalid seek mode ({seek_mode!r}); supported values are exact, approximate")
     if dimension_order not in ("NCHW", "NHWC"):
         raise ValueError(f"Invalid dimension order ({dimension_order!r}); supported values are NCHW, NHWC")
+    if transforms is not None:
+        from .transforms import TransformRequest
+
+        TransformRequest(transforms)  # unsupported transforms raise here, not in every read task
     files = list_media_files(paths, file_extensions=file_extensions, storage_options=storage_options,
                              ignore_missing_paths=ignore_missing_paths)
     options = _VideoReadOptions(
@@ -848,11 +889,16 @@ def read_audio(
     - ``sample_rate``: int64 (the output rate); ``window_index``: int64;
     - ``path`` (``include_paths=True``) and the ``partitioning`` keys.
 
-    Without ``window_seconds`` each file is one row holding all its samples. With it, each file
-    gives ``num_windows`` windows of ``window_seconds`` whose starts are drawn uniformly (from a
-    generator seeded with ``derive_seed(seed, path, epoch)``) so that each window fits in the
-    stream (``[begin, begin + duration - window_seconds]``; a shorter file gives shorter
-    windows). Samples come from :meth:`~mediadecode.AudioDecoder.get_samples_played_in_range`.
+    Without ``window_seconds`` each file is one row holding all its samples
+    (:meth:`~mediadecode.AudioDecoder.get_all_samples`). With it, each file gives
+    ``num_windows`` windows of ``window_seconds`` whose starts are drawn uniformly so that each
+    window fits in the stream: with ``begin``/``duration`` the stream's
+    ``begin_stream_seconds``/``duration_seconds`` and ``last = max(begin, begin + duration -
+    window_seconds)``, the starts are ``begin + u * (last - begin)`` for ``u =
+    torch.rand(num_windows, dtype=torch.float64, generator=torch.Generator().manual_seed(
+    derive_seed(seed, path, epoch)))`` (a file shorter than a window gives shorter windows).
+    Each window is :meth:`~mediadecode.AudioDecoder.get_samples_played_in_range` ``(start,
+    start + window_seconds)``, so a local decoder call with those starts gives the same rows.
 
     The other arguments are those of :func:`read_videos`; ``sample_rate``/``num_channels`` are
     as for :class:`~mediadecode.AudioDecoder`.
