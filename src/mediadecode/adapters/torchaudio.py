@@ -48,6 +48,7 @@ from .. import registry, selection
 from ..decoders import AudioDecoder
 from ..errors import DecodingError, StreamNotFoundError, UnsupportedRequestError
 from ..sources import Source, as_source
+from .patching import ReplacingPatch
 
 __all__ = [
     "AudioMetaData",
@@ -457,18 +458,18 @@ def _make_dataset_load(default_backend: str | None):
     return load_via_mediadecode
 
 
-class DatasetsPatch:
+class DatasetsPatch(ReplacingPatch):
     """The replacement installed by :func:`use_for_datasets`; undo it with :meth:`restore` or by
     leaving the ``with`` block. Idempotent: restoring twice does nothing the second time."""
 
     def __init__(self, backend: str | None):
         import torchaudio  # imports torchaudio.datasets too
 
+        super().__init__()
         if backend is not None:
             registry.get_backend_class(backend)  # UnknownBackendError now, not in a worker
         self.backend = backend
         self.load = _make_dataset_load(backend)
-        self._saved: list[tuple[Any, Any]] = []
         original = torchaudio.load
         targets = [torchaudio]
         # A module that bound ``load`` by name (``from torchaudio import load``) keeps its own
@@ -477,26 +478,7 @@ class DatasetsPatch:
             if name.startswith("torchaudio.datasets") and getattr(module, "load", None) is original:
                 targets.append(module)
         for module in targets:
-            self._saved.append((module, module.load))
-            module.load = self.load
-
-    def restore(self) -> None:
-        """Put back what was there before (only where our function is still installed)."""
-        saved, self._saved = self._saved, []
-        for module, previous in reversed(saved):
-            if getattr(module, "load", None) is self.load:
-                module.load = previous
-
-    @property
-    def active(self) -> bool:
-        """Whether the replacement is installed."""
-        return bool(self._saved)
-
-    def __enter__(self) -> "DatasetsPatch":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
+            self.replace_attribute(module, "load", self.load)
 
     def __repr__(self) -> str:
         return f"DatasetsPatch(backend={self.backend!r}, active={self.active})"
