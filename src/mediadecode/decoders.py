@@ -32,6 +32,7 @@ from torch import Tensor
 
 from . import lifecycle, selection
 from .capabilities import capabilities_of
+from .engine.output import allocate_frames
 from .errors import InvalidArgumentError
 from .fallback import CpuFallbackStatus
 from .frame_index import FrameIndex
@@ -517,7 +518,8 @@ class VideoDecoder(_Decoder):
             data, pts, dur = fetch(unique)
         if data.device.type == "cpu" and data.is_contiguous():
             # numpy's take copies whole frames; torch's uint8 gather is ~10x slower here
-            data = torch.from_numpy(np.take(data.numpy(), order, axis=0))
+            gathered = allocate_frames((len(order), *data.shape[1:]), data.dtype)
+            data = torch.from_numpy(np.take(data.numpy(), order, axis=0, out=gathered))
         else:
             data = data[torch.tensor(order, dtype=torch.long, device=data.device)]
         order_t = torch.tensor(order, dtype=torch.long)

@@ -15,8 +15,8 @@ from typing import Sequence
 
 from . import registry
 from .encoding_protocol import EncoderCapabilities
-from .errors import BackendUnavailableError, UnknownBackendError, UnsupportedEncodingError
-from .selection import Choice, current_backend_choice
+from .errors import UnsupportedEncodingError
+from .selection import Choice, current_backend_choice, explicit_backend_class, loadable_backends
 
 __all__ = ["EncoderPlan", "encoder_capabilities_of", "plan_encoders"]
 
@@ -54,15 +54,7 @@ def plan_encoders(media_types: Sequence[str], device: str, backend: str | None =
     choice = current_backend_choice(backend)
     if choice.name is not None:
         name = choice.name
-        if name not in registry.registry():
-            known = ", ".join(sorted(registry.registry()))
-            raise UnknownBackendError(
-                f"unknown backend {name!r} (from {choice.origin}); registered backends: {known}"
-            )
-        reason = registry.unavailable_reason(name)
-        if reason is not None:
-            raise BackendUnavailableError(f"backend {name!r} (from {choice.origin}) is unavailable: {reason}")
-        caps = encoder_capabilities_of(registry.get_backend_class(name))
+        caps = encoder_capabilities_of(explicit_backend_class(choice))
         if caps is None:
             raise UnsupportedEncodingError(f"backend {name!r} (from {choice.origin}) does not encode")
         why = caps.cannot_serve(media_types=media_types, device=device)
@@ -72,12 +64,7 @@ def plan_encoders(media_types: Sequence[str], device: str, backend: str | None =
 
     ranked = []
     skipped: dict[str, str] = {}
-    for name in registry.registry():
-        try:
-            cls = registry.get_backend_class(name)
-        except BackendUnavailableError as exc:
-            skipped[name] = str(exc)
-            continue
+    for name, cls in loadable_backends(skipped):
         caps = encoder_capabilities_of(cls)
         if caps is None:
             continue  # a decode-only backend: not a candidate, not worth a line

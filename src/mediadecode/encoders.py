@@ -202,14 +202,21 @@ def _muxer(name: str | None, format: str | None) -> str:
 # the multi-stream encoder
 
 
-class VideoStream:
-    """A video stream of an :class:`Encoder`, returned by :meth:`Encoder.add_video` (as
-    torchcodec 0.17's)."""
+class _EncoderStream:
+    """One stream of an :class:`Encoder`: which encoder, its index among the streams of its
+    kind, and the spec it was added with."""
 
-    def __init__(self, encoder: "Encoder", index: int, spec: VideoStreamSpec):
+    def __init__(self, encoder: "Encoder", index: int, spec):
         self._encoder = encoder
         self._index = index
         self._spec = spec
+
+
+class VideoStream(_EncoderStream):
+    """A video stream of an :class:`Encoder`, returned by :meth:`Encoder.add_video` (as
+    torchcodec 0.17's)."""
+
+    _spec: VideoStreamSpec
 
     def add_frames(self, frames: Tensor) -> None:
         """Encode more frames.
@@ -239,14 +246,14 @@ class VideoStream:
         self._encoder._write(lambda enc: enc.add_frames(self._index, frames.contiguous()))
 
 
-class AudioStream:
+class AudioStream(_EncoderStream):
     """An audio stream of an :class:`Encoder`, returned by :meth:`Encoder.add_audio` (as
     torchcodec 0.17's)."""
 
+    _spec: AudioStreamSpec
+
     def __init__(self, encoder: "Encoder", index: int, spec: AudioStreamSpec):
-        self._encoder = encoder
-        self._index = index
-        self._spec = spec
+        super().__init__(encoder, index, spec)
         self._dtype: torch.dtype | None = None
 
     def add_samples(self, samples: Tensor) -> None:

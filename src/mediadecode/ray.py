@@ -450,8 +450,21 @@ class _Base:
         self._state["executions"] += 1
         return epoch
 
-    def _estimate(self) -> tuple[int | None, int | None]:  # pragma: no cover - overridden
-        return None, None
+    # Set by each datasource: the stream type its estimate reads, and
+    # (stream metadata, options) -> (bytes of one row, rows per file), None when unknown.
+    _media_type: str
+    _rows_estimate: Callable[[Any, Any], tuple[int, int | None] | None]
+
+    def _estimate(self) -> tuple[int | None, int | None]:
+        """(bytes of one row, rows per file), worked out once from the first file's header."""
+        state = self._state
+        if state["row_bytes"] is None and self._entries:
+            first = self._entries[0].path
+            stream = _header_metadata(first, self._options.storage_options, self._media_type)
+            rows = None if stream is None else self._rows_estimate(stream, self._options)
+            if rows is not None:
+                state["row_bytes"], state["rows_per_file"] = rows
+        return state["row_bytes"], state["rows_per_file"]
 
     def estimate_inmemory_data_size(self) -> int | None:
         row_bytes, rows_per_file = self._estimate()
@@ -504,24 +517,19 @@ def _header_metadata(path: str, storage_options, media_type: str):
     return None if best is None else meta.streams[best]
 
 
-def _video_estimate(self) -> tuple[int | None, int | None]:
-    state = self._state
-    if state["row_bytes"] is None and self._entries:
-        o = self._options
-        stream = _header_metadata(self._entries[0].path, o.storage_options, "video")
-        if stream is not None and stream.width and stream.height:
-            frame = _output_pixels(o.transforms, int(stream.height), int(stream.width)) * 3
-            if o.sampler is None:
-                state["row_bytes"] = frame
-                frames = stream.num_frames_from_header
-                if frames and o.fps and stream.average_fps_from_header:
-                    frames = math.ceil(frames / max(1, round(stream.average_fps_from_header / o.fps)))
-                state["rows_per_file"] = frames or None
-            else:
-                state["row_bytes"] = frame * o.num_frames_per_clip
-                _, _, takes_num_clips = _sampler_call(o)
-                state["rows_per_file"] = o.num_clips if takes_num_clips else None
-    return state["row_bytes"], state["rows_per_file"]
+def _video_rows(stream, o: _VideoReadOptions) -> tuple[int, int | None] | None:
+    """(bytes of one row, rows per file) for files like the one whose video header is
+    ``stream`` (frames after ``o.transforms``); None without a frame size."""
+    if not (stream.width and stream.height):
+        return None
+    frame = _output_pixels(o.transforms, int(stream.height), int(stream.width)) * 3
+    if o.sampler is None:
+        frames = stream.num_frames_from_header
+        if frames and o.fps and stream.average_fps_from_header:
+            frames = math.ceil(frames / max(1, round(stream.average_fps_from_header / o.fps)))
+        return frame, frames or None
+    _, _, takes_num_clips = _sampler_call(o)
+    return frame * o.num_frames_per_clip, o.num_clips if takes_num_clips else None
 
 
 def _output_pixels(transforms, height: int, width: int) -> int:
@@ -569,7 +577,8 @@ def _classes() -> dict[str, type]:
         def get_name(self) -> str:
             return "MediadecodeVideos" if self._options.sampler is None else "MediadecodeVideoClips"
 
-        _estimate = _video_estimate
+        _media_type = "video"
+        _rows_estimate = staticmethod(_video_rows)
         _file_blocks = staticmethod(_video_file_blocks)
 
     class AudioWindowDatasource(_Base, ray.data.Datasource):
@@ -584,7 +593,8 @@ def _classes() -> dict[str, type]:
         def get_name(self) -> str:
             return "MediadecodeAudio"
 
-        _estimate = _audio_estimate
+        _media_type = "audio"
+        _rows_estimate = staticmethod(_audio_rows)
         _file_blocks = staticmethod(_audio_file_blocks)
 
     VideoClipDatasource.__module__ = AudioWindowDatasource.__module__ = __name__
@@ -679,19 +689,17 @@ def _object_array(items: list) -> np.ndarray:
     return out
 
 
-def _audio_estimate(self) -> tuple[int | None, int | None]:
-    state = self._state
-    if state["row_bytes"] is None and self._entries:
-        o = self._options
-        stream = _header_metadata(self._entries[0].path, o.storage_options, "audio")
-        if stream is not None and stream.sample_rate and stream.num_channels:
-            rate = o.sample_rate or stream.sample_rate
-            channels = o.num_channels or stream.num_channels
-            seconds = o.window_seconds if o.window_seconds is not None else stream.duration_seconds
-            if seconds:
-                state["row_bytes"] = int(rate * channels * 4 * seconds)
-                state["rows_per_file"] = 1 if o.window_seconds is None else o.num_windows
-    return state["row_bytes"], state["rows_per_file"]
+def _audio_rows(stream, o: "_AudioReadOptions") -> tuple[int, int] | None:
+    """(bytes of one row, rows per file) for files like the one whose audio header is
+    ``stream``; None without a rate, channel count or duration."""
+    if not (stream.sample_rate and stream.num_channels):
+        return None
+    rate = o.sample_rate or stream.sample_rate
+    channels = o.num_channels or stream.num_channels
+    seconds = o.window_seconds if o.window_seconds is not None else stream.duration_seconds
+    if not seconds:
+        return None
+    return int(rate * channels * 4 * seconds), 1 if o.window_seconds is None else o.num_windows
 
 
 # -- public entry points -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ feature-type registry: :func:`use_for_datasets` registers these classes there (`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
 import os
@@ -48,6 +49,7 @@ from datasets.features.features import generate_from_dict, register_feature
 from .. import registry
 from ..decoders import AudioDecoder as _MDAudioDecoder
 from ..decoders import VideoDecoder as _MDVideoDecoder
+from .patching import ReplacingPatch
 
 __all__ = [
     "Video",
@@ -389,39 +391,20 @@ def _register(feature_cls: type, feature_type: str) -> None:
         logger.setLevel(level)
 
 
-class FeatureRegistration:
+class FeatureRegistration(ReplacingPatch):
     """What :func:`use_for_datasets` installed: :class:`Video`/:class:`Audio` registered as the
     classes ``datasets`` rebuilds stored ``"Video"``/``"Audio"`` features with. Undo it with
     :meth:`restore` or by leaving the ``with`` block; restoring twice does nothing the second
     time."""
 
     def __init__(self) -> None:
-        self._saved: list[tuple[str, type, type]] = []
+        super().__init__()
         for feature_type, ours in (("Video", Video), ("Audio", Audio)):
-            previous = _registered(feature_type)
-            self._saved.append((feature_type, previous, ours))
-            _register(ours, feature_type)
-
-    def restore(self) -> None:
-        """Register back the classes that were there (only where ours is still registered)."""
-        saved, self._saved = self._saved, []
-        for feature_type, previous, ours in reversed(saved):
-            if _registered(feature_type) is ours:
-                _register(previous, feature_type)
-
-    @property
-    def active(self) -> bool:
-        """Whether the registration is installed."""
-        return bool(self._saved)
-
-    def __enter__(self) -> "FeatureRegistration":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
-
-    def __repr__(self) -> str:
-        return f"FeatureRegistration(active={self.active})"
+            self.replace(
+                functools.partial(_registered, feature_type),
+                functools.partial(_register, feature_type=feature_type),
+                ours,
+            )
 
 
 def use_for_datasets() -> FeatureRegistration:

@@ -32,9 +32,11 @@ Decisions where torchaudio 2.1-2.8 is silent or where it differed between its ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -46,6 +48,7 @@ from .. import registry, selection
 from ..decoders import AudioDecoder
 from ..errors import DecodingError, StreamNotFoundError, UnsupportedRequestError
 from ..sources import Source, as_source
+from .patching import ReplacingPatch
 
 __all__ = [
     "AudioMetaData",
@@ -127,6 +130,22 @@ def _audio_stream(container, source: Source):
     return stream
 
 
+@contextlib.contextmanager
+def _opened_audio(source: Source, format: str | None) -> Iterator[tuple[Any, Any]]:
+    """``(container, audio stream)`` of ``source`` opened by FFmpeg; an FFmpeg error inside the
+    block becomes a :class:`DecodingError` naming the file, and the file is closed on exit."""
+    import av
+
+    media = _open(source, format)
+    try:
+        yield media.container, _audio_stream(media.container, source)
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
+    finally:
+        media.close()
+
+
 def _sample_exact(time_base: Fraction | None, sample_rate: int) -> bool:
     """Whether timestamps in ``time_base`` can mark every sample boundary (1/sr is a multiple)."""
     if time_base is None or not sample_rate:
@@ -205,10 +224,7 @@ def _load_with_pyav(
 
     end = None if num_frames == -1 else frame_offset + num_frames
     for from_start in (False, True):
-        media = _open(source, format)
-        container = media.container
-        try:
-            stream = _audio_stream(container, source)
+        with _opened_audio(source, format) as (container, stream):
             cc = stream.codec_context
             sr = int(cc.sample_rate)
             channels = int(cc.layout.nb_channels or cc.channels or 1)
@@ -245,11 +261,6 @@ def _load_with_pyav(
                     chunks.extend(_frame_array(o, channels) for o in resampler.resample(frame))
             if resampler is not None and first_pos is not None:
                 chunks.extend(_frame_array(o, channels) for o in resampler.resample(None))
-        except av.FFmpegError as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
-        finally:
-            media.close()
         if first_pos is not None and first_pos > frame_offset and not from_start:
             continue  # the seek landed after the range: count from the start instead
         break
@@ -381,13 +392,8 @@ def info(
     del buffer_size
     if backend is not None:
         _require_ffmpeg(backend, "read audio metadata for info()")
-    import av
-
     source = as_source(uri)
-    media = _open(source, format)
-    container = media.container
-    try:
-        stream = _audio_stream(container, source)
+    with _opened_audio(source, format) as (container, stream):
         cc = stream.codec_context
         sr = int(cc.sample_rate)
         channels = int(cc.layout.nb_channels or cc.channels or 0)
@@ -398,13 +404,9 @@ def info(
             num_frames = int(round(stream.duration * stream.time_base * sr))
         else:
             num_frames = 0
-            try:
-                for frame in container.decode(stream):
-                    num_frames += frame.samples
-                    sample_format = sample_format or frame.format
-            except av.FFmpegError as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)
-                raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
+            for frame in container.decode(stream):
+                num_frames += frame.samples
+                sample_format = sample_format or frame.format
         return AudioMetaData(
             sample_rate=sr,
             num_frames=num_frames,
@@ -412,8 +414,6 @@ def info(
             bits_per_sample=_bits_per_sample(codec, sample_format),
             encoding=_map_encoding(codec.canonical_name),
         )
-    finally:
-        media.close()
 
 
 def list_audio_backends() -> list[str]:
@@ -458,18 +458,18 @@ def _make_dataset_load(default_backend: str | None):
     return load_via_mediadecode
 
 
-class DatasetsPatch:
+class DatasetsPatch(ReplacingPatch):
     """The replacement installed by :func:`use_for_datasets`; undo it with :meth:`restore` or by
     leaving the ``with`` block. Idempotent: restoring twice does nothing the second time."""
 
     def __init__(self, backend: str | None):
         import torchaudio  # imports torchaudio.datasets too
 
+        super().__init__()
         if backend is not None:
             registry.get_backend_class(backend)  # UnknownBackendError now, not in a worker
         self.backend = backend
         self.load = _make_dataset_load(backend)
-        self._saved: list[tuple[Any, Any]] = []
         original = torchaudio.load
         targets = [torchaudio]
         # A module that bound ``load`` by name (``from torchaudio import load``) keeps its own
@@ -478,26 +478,7 @@ class DatasetsPatch:
             if name.startswith("torchaudio.datasets") and getattr(module, "load", None) is original:
                 targets.append(module)
         for module in targets:
-            self._saved.append((module, module.load))
-            module.load = self.load
-
-    def restore(self) -> None:
-        """Put back what was there before (only where our function is still installed)."""
-        saved, self._saved = self._saved, []
-        for module, previous in reversed(saved):
-            if getattr(module, "load", None) is self.load:
-                module.load = previous
-
-    @property
-    def active(self) -> bool:
-        """Whether the replacement is installed."""
-        return bool(self._saved)
-
-    def __enter__(self) -> "DatasetsPatch":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
+            self.replace_attribute(module, "load", self.load)
 
     def __repr__(self) -> str:
         return f"DatasetsPatch(backend={self.backend!r}, active={self.active})"

@@ -47,6 +47,7 @@ from .. import registry
 from ..decoders import AudioDecoder, VideoDecoder
 from ..errors import StreamNotFoundError
 from ..sources import Source, as_source
+from .patching import ReversiblePatch
 
 __all__ = [
     "read_video",
@@ -669,7 +670,7 @@ def _install_top() -> None:
         video_utils.VideoClips._compute_frame_pts = _ORIGINALS.pop("_compute_frame_pts")
 
 
-class DatasetsPatch:
+class DatasetsPatch(ReversiblePatch):
     """The replacement installed by :func:`use_for_datasets`; undo it with :meth:`restore` or by
     leaving the ``with`` block. Restoring twice does nothing the second time; patches may nest
     (the innermost active one is in force) and be restored in any order."""
@@ -707,12 +708,6 @@ class DatasetsPatch:
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
                 _install_top()
-
-    def __enter__(self) -> "DatasetsPatch":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
 
     def __repr__(self) -> str:
         return f"DatasetsPatch(backend={self.backend!r}, active={self.active})"

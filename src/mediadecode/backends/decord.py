@@ -49,6 +49,7 @@ import torch
 
 from .. import lifecycle
 from ..capabilities import Capabilities, Tolerance
+from ..engine.output import allocate_frames
 from ..errors import DecodingError, InvalidMediaError, UnsupportedRequestError
 from ..frame_index import FrameIndex, fill_missing_durations
 from ..metadata import AudioStreamMetadata, VideoStreamMetadata, resolve_video
@@ -333,7 +334,7 @@ class DecordVideoReader:
         out of decord's row-padded buffer: ``height`` rows of ``stride`` bytes."""
         height, width = (self._size if self._torch_resize is None
                          else (int(self.metadata.height), int(self.metadata.width)))
-        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+        out = allocate_frames((len(indices), height, width, 3), torch.uint8)
         for slot, i in enumerate(indices):
             raw = vr[i].asnumpy()
             if raw.shape == (height, width, 3):

@@ -67,6 +67,16 @@ def _refuse(target: OutputTarget, what: str, exc: BaseException | None = None) -
     return UnsupportedEncodingError(f"{target.name}: {what}{reason}")
 
 
+def _check_supported(target: OutputTarget, codec, what: str, value: str, supported: list[str]) -> None:
+    """Refuse ``value`` (a pixel or sample format) when the encoder lists its formats and it is
+    not one of them; an encoder that lists none is left to FFmpeg."""
+    if supported and value not in supported:
+        raise _refuse(
+            target, f"{what} {value!r} is not supported by the {codec.name} encoder; "
+            f"supported: {', '.join(supported)}"
+        )
+
+
 def _find_encoder(av, name: str, kind: str, target: OutputTarget):
     try:
         codec = av.Codec(name, "w")
@@ -108,11 +118,7 @@ class _VideoOut:
                 av.VideoFormat(spec.pixel_format)
             except ValueError:
                 raise _refuse(target, f"unknown pixel format {spec.pixel_format!r}") from None
-            if formats and spec.pixel_format not in formats:
-                raise _refuse(
-                    target, f"pixel format {spec.pixel_format!r} is not supported by the "
-                    f"{codec.name} encoder; supported: {', '.join(formats)}"
-                )
+            _check_supported(target, codec, "pixel format", spec.pixel_format, formats)
             pix_fmt = spec.pixel_format
         else:
             # The encoder's first listed format is FFmpeg's preferred one (yuv420p for libx264).
@@ -210,11 +216,7 @@ class _AudioOut:
             )
         formats = [f.name for f in (codec.audio_formats or ())]
         if spec.sample_format is not None:
-            if formats and spec.sample_format not in formats:
-                raise _refuse(
-                    target, f"sample format {spec.sample_format!r} is not supported by the "
-                    f"{codec.name} encoder; supported: {', '.join(formats)}"
-                )
+            _check_supported(target, codec, "sample format", spec.sample_format, formats)
             sample_fmt = spec.sample_format
         else:
             sample_fmt = next((f for f in _SAMPLE_FORMAT_PREFERENCE if f in formats), None) or (
