@@ -9,7 +9,9 @@ generated here with the ffmpeg CLI (lavfi sources), one file per codec and conta
 from __future__ import annotations
 
 import functools
+import gc
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -287,7 +289,8 @@ def test_pyav_errors_while_decoding_become_decoding_error(media_dir, monkeypatch
     # bare IndexError; any such error must come out as DecodingError naming the file and range.
     path = media(media_dir, "mp3")
     decoder = AudioDecoder(path)
-    container_type = type(decoder._r._container)
+    with av.open(str(path)) as container:  # the class the reader's container has
+        container_type = type(container)
 
     def broken_demux(self, *args, **kwargs):
         raise IndexError("list index out of range")
@@ -328,3 +331,36 @@ def test_returned_tensors_are_float32_contiguous(media_dir):
     with AudioDecoder(media(media_dir, "flac"), sample_rate=16000) as decoder:
         data = decoder.get_samples_played_in_range(1.0, 2.0).data
     assert data.dtype == torch.float32 and data.is_contiguous()
+
+
+def _descriptors_open_on(path: Path) -> int:
+    """How many of this process's file descriptors (``/proc/self/fd``) point at ``path``."""
+    target = str(path.resolve())
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == target
+        except OSError:  # closed since the listing (the listing's own descriptor)
+            pass
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc/self/fd (Linux)")
+@pytest.mark.parametrize("kind", ["mp3", "opus_webm", "swf_mp3", "mp2_mpg"])
+def test_a_dropped_decoder_closes_its_file_at_once(media_dir, kind):
+    # A decoder dropped without close() must free its file when its last reference goes, with no
+    # garbage collection: nothing in the reader may form a reference cycle (a decode generator
+    # stored in the reader that references the reader would).
+    path = media(media_dir, kind)
+    gc.collect()
+    gc.disable()
+    try:
+        decoder = AudioDecoder(path, sample_rate=16000)
+        decoder.get_samples_played_in_range(0.5, 1.0)  # a decode from the start
+        decoder.get_samples_played_in_range(4.0, 4.5)  # a seek (a forward decode for SWF)
+        decoder.get_samples_played_in_range(4.5, 5.0)  # the same run continued
+        assert _descriptors_open_on(path) == 1
+        del decoder
+        assert _descriptors_open_on(path) == 0
+    finally:
+        gc.enable()
