@@ -521,6 +521,190 @@ def chart(res: dict, png: Path) -> None:
     fig.savefig(png, dpi=110)
 
 
+# -- training-pipeline workload (decoder-side transforms; docs/transforms.md) ----------------------
+
+TRAIN_LIBS = ["mediadecode", "torchcodec", "decord"]
+
+
+def prepare_training_media(media_dir: Path, quick: bool) -> dict:
+    """720p and 1080p H.264 and HEVC clips, a folder of 720p H.264 clips for the DataLoader, and
+    a 10-bit HEVC clip (BT.2020 PQ tags) for float32 output."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    seconds = 3 if quick else 6
+    out = {"clips": {}, "folder": [], "hevc10": None}
+    for size, tag in (("1280x720", "720p"), ("1920x1080", "1080p")):
+        for codec, args in (("h264", ["-c:v", "libx264", "-preset", "veryfast", "-g", "30"]),
+                            ("hevc", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=30"])):
+            path = media_dir / f"train_{tag}_{codec}.mp4"
+            if not path.exists():
+                _ffmpeg(*_source(size, seconds, 1), *args, str(path))
+            out["clips"][f"{tag} {codec}"] = str(path)
+    for k in range(4 if quick else 8):
+        path = media_dir / f"train_folder_{k}.mp4"
+        if not path.exists():
+            _ffmpeg(*_source("1280x720", 2, 10 + k), "-c:v", "libx264", "-preset", "veryfast", "-g", "30", str(path))
+        out["folder"].append(str(path))
+    path = media_dir / "train_hevc10.mp4"
+    if not path.exists():
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+                "-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
+                "-x265-params", "log-level=error:keyint=30", "-color_trc", "smpte2084",
+                "-color_primaries", "bt2020", "-colorspace", "bt2020nc", str(path))
+    out["hevc10"] = str(path)
+    return out
+
+
+def _train_size(h: int, w: int, short: int = 256) -> tuple[int, int]:
+    # torchvision's Resize(256) rule: shorter side to 256, aspect kept
+    return (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+
+
+def _clip_indices(n: int) -> list[int]:
+    starts = [int(k * (n - 16) / 7) for k in range(8)]
+    return [s + j for s in starts for j in range(16)]
+
+
+class TrainingLib:
+    """One library's Resize(256) + CenterCrop(224) decode of 8 clips x 16 frames."""
+
+    def __init__(self, name: str, threads: int = 1):
+        self.name, self.threads = name, threads
+
+    def frames(self, path: str, indices: list[int], dtype: str = "uint8"):
+        import torch
+
+        if self.name == "mediadecode":
+            import mediadecode as md
+            from mediadecode.transforms import CenterCrop, Resize
+
+            probe = md.VideoDecoder(path, backend="ffmpeg", num_threads=self.threads)
+            size = _train_size(probe.metadata.height, probe.metadata.width)
+            probe.close()
+            dec = md.VideoDecoder(path, backend="ffmpeg", num_threads=self.threads,
+                                  transforms=[Resize(size), CenterCrop((224, 224))],
+                                  output_dtype=torch.float32 if dtype == "float32" else torch.uint8)
+            return dec.get_frames_at(indices).data
+        if self.name == "torchcodec":
+            from torchcodec.decoders import VideoDecoder
+            from torchcodec.transforms import CenterCrop, Resize
+
+            meta = VideoDecoder(path).metadata
+            size = _train_size(meta.height, meta.width)
+            dec = VideoDecoder(path, num_ffmpeg_threads=self.threads,
+                               transforms=[Resize(size), CenterCrop((224, 224))],
+                               output_dtype=torch.float32 if dtype == "float32" else torch.uint8)
+            return dec.get_frames_at(indices).data
+        import decord
+
+        if dtype != "uint8":
+            raise ValueError("decord has no float output")
+        h, w = decord.VideoReader(path, ctx=decord.cpu(0))[0].shape[:2]
+        size = _train_size(h, w)
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=self.threads, height=size[0], width=size[1])
+        data = torch.from_numpy(vr.get_batch(indices).asnumpy())
+        top, left = (size[0] - 224) // 2, (size[1] - 224) // 2
+        return data[:, top:top + 224, left:left + 224].permute(0, 3, 1, 2).contiguous()
+
+
+class _ClipFolder:
+    """A map-style dataset: item k = 16 frames (Resize + CenterCrop) of one clip of the folder."""
+
+    def __init__(self, lib: str, files: list[str]):
+        self.lib, self.files = lib, files
+
+    def __len__(self):
+        return 4 * len(self.files)
+
+    def __getitem__(self, k):
+        path = self.files[k % len(self.files)]
+        start = 8 * (k // len(self.files))
+        return TrainingLib(self.lib, 1).frames(path, list(range(start, start + 16)))
+
+
+def training_worker(args) -> None:
+    lib = TrainingLib(args.worker)
+    out: dict = {"times": {}, "errors": {}}
+    try:
+        if args.mode == "time":
+            for key_path in args.files:
+                key, path = key_path.split("=", 1)
+                import mediadecode as md
+
+                n = len(md.VideoDecoder(path, backend="ffmpeg"))
+                dtype = "float32" if key.endswith("float32") else "uint8"
+                indices = list(range(16)) if dtype == "float32" else _clip_indices(n)
+                lib.frames(path, indices, dtype)  # warm-up (index cache, imports), untimed
+                ts = []
+                for _ in range(args.reps):
+                    t0 = time.perf_counter()
+                    lib.frames(path, indices, dtype)
+                    ts.append(time.perf_counter() - t0)
+                out["times"][key] = ts
+        elif args.mode == "rss":
+            key, path = args.files[0].split("=", 1)
+            import mediadecode as md
+
+            lib.frames(path, _clip_indices(len(md.VideoDecoder(path, backend="ffmpeg"))))
+            out["rss_mib"] = _peak_rss_mib()
+        elif args.mode == "dataloader":
+            import torch
+
+            ds = _ClipFolder(args.worker, args.files)
+            loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
+                                                 multiprocessing_context="fork")
+            t0 = time.perf_counter()
+            frames = sum(int(batch.shape[0]) for batch in loader)
+            out["fps"] = frames / (time.perf_counter() - t0)
+    except Exception as exc:  # a library that cannot run here
+        out["errors"][args.mode] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+
+
+def _spawn_training(lib: str, mode: str, files: list[str], reps: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--training-worker", lib, "--mode", mode,
+           "--reps", str(reps), "--files", *files]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"errors": {mode: (proc.stderr or "no output")[-300:]}}
+
+
+def run_training(args) -> str:
+    media = prepare_training_media(Path(args.media_dir), args.quick)
+    libs = [name for name in TRAIN_LIBS if not args.libraries or name in args.libraries]
+    timed = [f"{k}={p}" for k, p in media["clips"].items()] + [f"hevc10 float32={media['hevc10']}"]
+    times, rss, fps, errors = {}, {}, {}, {}
+    for lib in libs:
+        print(f"training: {lib}", file=sys.stderr)
+        out = _spawn_training(lib, "time", timed, args.reps)
+        for key, ts in out.get("times", {}).items():
+            times.setdefault(key, {})[lib] = statistics.median(ts)
+        for key in ("720p h264", "1080p hevc"):
+            r = _spawn_training(lib, "rss", [f"{key}={media['clips'][key]}"], 1)
+            if "rss_mib" in r:
+                rss.setdefault(key, {})[lib] = r["rss_mib"]
+        d = _spawn_training(lib, "dataloader", media["folder"], 1)
+        if "fps" in d:
+            fps[lib] = d["fps"]
+        for src in (out, d):
+            errors.update({f"{lib} {k}": v for k, v in src.get("errors", {}).items()})
+    lines = ["| clip | workload | " + " | ".join(libs) + " |", "|" + "---|" * (len(libs) + 2)]
+    for key, row in times.items():
+        work = "16 frames float32 (Resize 256 + CenterCrop 224)" if "float32" in key else "8 clips x 16 frames, Resize 256 + CenterCrop 224"
+        ref = row.get("torchcodec")
+        cells = [f"{row[l]:.3f} s" + (f" ({row[l] / ref:.2f}x)" if ref and l in row else "") if l in row else "n/a" for l in libs]
+        lines.append(f"| {key} | {work} | " + " | ".join(cells) + " |")
+    ref = fps.get("torchcodec")
+    lines.append("| 720p h264 folder | DataLoader, 2 workers (frames/s) | " + " | ".join(
+        f"{fps[l]:.0f}" + (f" ({fps[l] / ref:.2f}x)" if ref else "") if l in fps else "n/a" for l in libs) + " |")
+    for key, row in rss.items():
+        lines.append(f"| {key} | peak RSS (MiB), one process | " + " | ".join(f"{row[l]:.0f}" if l in row else "n/a" for l in libs) + " |")
+    if errors:
+        lines += ["", "Errors: " + "; ".join(f"{k}: {v}" for k, v in errors.items())]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=5)
@@ -538,9 +722,19 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1")
     p.add_argument("--workload", default="")
     p.add_argument("--files", nargs="*")
+    p.add_argument("--training", action="store_true",
+                   help="run only the training-pipeline workload (decoder-side transforms)")
+    p.add_argument("--training-worker")
     args = p.parse_args(argv)
+    if args.training_worker:
+        args.worker = args.training_worker
+        training_worker(args)
+        return 0
     if args.worker:
         worker_main(args)
+        return 0
+    if args.training:
+        print(run_training(args))
         return 0
     if shutil.which("ffmpeg") is None:
         print("the ffmpeg CLI is needed (media generation and the floor)", file=sys.stderr)

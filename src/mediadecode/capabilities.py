@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Capabilities", "Tolerance", "capabilities_of", "SOURCE_KINDS", "SEEK_MODES"]
 
@@ -106,6 +107,18 @@ class Capabilities:
             :class:`~mediadecode.frame_index.FrameMappings`, torchcodec 0.17's
             ``custom_frame_mappings``) and uses it as the exact-mode index instead of scanning;
             backends that cannot are skipped (automatic) or refuse (explicit) such requests.
+        transforms: kinds of decoder transform (``"resize"``, ``"crop"``; see
+            :mod:`mediadecode.transforms`) the backend applies itself. When not empty,
+            ``open_video`` takes ``transforms=`` (a :class:`~mediadecode.transforms.TransformRequest`
+            or None); the backend calls ``transforms.resolve(height, width)`` with its rotated
+            frame size, applies ``plan.split(transforms)[0]`` (the leading steps of these
+            kinds) after the rotation, and its reader sets ``frames_are_rotated = True``; the
+            facade applies the rest with torch. Empty (default): ``open_video`` gets no
+            ``transforms=`` and the facade applies every step after decoding and rotating.
+        output_dtypes: frame dtypes the backend returns itself (``"uint8"``, ``"float32"``).
+            With ``"float32"``, ``open_video`` takes ``output_dtype=`` (``"uint8"``,
+            ``"float32"`` or ``"auto"``, torchcodec 0.17's meaning) and returns frames of the
+            resolved dtype; otherwise the facade converts its uint8 frames (``/ 255``).
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -120,13 +133,22 @@ class Capabilities:
     any_stream: bool = True
     audio_num_channels: str = "any"
     remote: bool | None = None
-    tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
+    # A mapping or one Tolerance is accepted and stored as a tuple of (device, Tolerance) pairs.
+    tolerance: tuple[tuple[str, Tolerance], ...] | Mapping[str, Tolerance] | Tolerance = field(default=())
     notes: str = ""
     cpu_fallback: bool = False
     frame_mappings: bool = False
+    transforms: frozenset[str] = frozenset()
+    output_dtypes: tuple[str, ...] = ("uint8",)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "transforms", frozenset(_tuple(self.transforms, "transforms")))
+        if not self.transforms <= {"resize", "crop"}:
+            raise ValueError(f"Capabilities.transforms: unknown {sorted(self.transforms - {'resize', 'crop'})}")
+        set_(self, "output_dtypes", _tuple(self.output_dtypes, "output_dtypes"))
+        if not set(self.output_dtypes) <= {"uint8", "float32"} or "uint8" not in self.output_dtypes:
+            raise ValueError(f"Capabilities.output_dtypes must hold 'uint8' and may hold 'float32', got {self.output_dtypes}")
         set_(self, "devices", _tuple(self.devices, "devices"))
         set_(self, "media_types", _tuple(self.media_types, "media_types"))
         set_(self, "source_kinds", _tuple(self.source_kinds, "source_kinds"))
@@ -152,7 +174,7 @@ class Capabilities:
                 "Capabilities.audio_num_channels must be 'any' or 'mono-or-native', "
                 f"got {self.audio_num_channels!r}"
             )
-        tol = self.tolerance
+        tol: Any = self.tolerance
         if isinstance(tol, Tolerance):
             tol = tuple((d, tol) for d in self.devices)
         elif isinstance(tol, Mapping):
@@ -164,11 +186,16 @@ class Capabilities:
                 raise TypeError(f"Capabilities.tolerance: expected (device, Tolerance), got {pair!r}")
         set_(self, "tolerance", tol)
 
+    @property
+    def tolerance_pairs(self) -> tuple[tuple[str, Tolerance], ...]:
+        """:attr:`tolerance` as stored: ``(device type, Tolerance)`` pairs."""
+        return self.tolerance  # type: ignore[return-value]  # normalised in __post_init__
+
     def tolerance_for(self, device: str) -> Tolerance:
         """The :class:`Tolerance` declared for ``device`` (``"cuda:0"`` counts as ``"cuda"``);
         bit-exact when none is declared."""
         device_type = device.split(":", 1)[0]
-        for name, tol in self.tolerance:
+        for name, tol in self.tolerance_pairs:
             if name == device_type:
                 return tol
         return Tolerance()
@@ -227,8 +254,12 @@ class Capabilities:
             parts.append("audio channels: mono or native")
         tols = [
             f"{d} max {t.max_abs}/mean {t.mean_abs:g}" + (f", audio {t.audio_max_abs:g}" if t.audio_max_abs else "")
-            for d, t in self.tolerance if t != Tolerance()
+            for d, t in self.tolerance_pairs if t != Tolerance()
         ]
+        if self.transforms:
+            parts.append("transforms " + "/".join(sorted(self.transforms)))
+        if "float32" in self.output_dtypes:
+            parts.append("float32 output")
         parts.append("pixels vs FFmpeg: " + ("; ".join(tols) if tols else "exact"))
         return ", ".join(parts)
 

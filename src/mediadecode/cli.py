@@ -1,14 +1,20 @@
-"""Command line: ``mediadecode info|frames|index|backends`` (also ``python -m mediadecode``).
+"""Command line: ``mediadecode info|frames|index|backends|encode-sample`` (also ``python -m
+mediadecode``).
 
 - ``mediadecode info [FILE]``: container, streams and the numbers an ML user needs (frames, fps,
   duration, size, rotation, sample rate...).
 - ``mediadecode frames [FILE] --at 0,10,20 -o sheet.png``: a contact sheet PNG of those frames with
-  each frame's index and pts written under it.
+  each frame's index and pts written under it; ``--resize 224`` (shorter side to 224, aspect
+  kept, as ``torchvision.transforms.v2.Resize(224)``) or ``--resize 224x320`` (height x width)
+  and ``--crop 224`` / ``--crop 224x200`` (a centre crop) decode them through the decoder's
+  ``transforms=`` (:mod:`mediadecode.transforms`), resize first.
 - ``mediadecode index FILE > frames.json``: the exact-mode frame index of a video stream (from
   our packet scan, no decoding) as ffprobe's ``-show_frames -of json`` writes it, for
   ``VideoDecoder(..., custom_frame_mappings="frames.json")`` (torchcodec 0.17 reads it too).
 - ``mediadecode backends``: every registered backend, available or not and why, and its
   capabilities (devices, media types, source kinds, seek modes, codecs, pixel tolerance).
+- ``mediadecode encode-sample OUT.mp4``: encode a short generated clip (video and a tone) with
+  :mod:`mediadecode.encoders`, decode it back and print the round trip (frame count, pts, PSNR).
 
 Given no FILE, ``info`` and ``frames`` first make a short sample clip (H.264 video with the frame
 number drawn in, and an AAC sine tone, encoded with PyAV), so they run on a fresh machine.
@@ -224,12 +230,49 @@ def _parse_indices(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--at wants comma-separated frame indices, got {text!r}") from None
 
 
+def _parse_size(text: str) -> tuple[int, ...]:
+    """``"224"`` -> ``(224,)``; ``"224x320"`` -> ``(224, 320)`` (height x width)."""
+    try:
+        size = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) <= 0:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (positive ints), got {text!r}")
+    return size
+
+
+def _frame_transforms(args, open_decoder) -> list:
+    """``--resize`` then ``--crop`` as :mod:`mediadecode.transforms` objects. A single resize
+    number is the shorter side (torchvision's rule: ``int(long * size / short)``), computed
+    from the rotated source size."""
+    from .transforms import CenterCrop, Resize
+
+    out = []
+    if args.resize:
+        size = args.resize
+        if len(size) == 1:
+            with open_decoder() as probe:
+                h, w = int(probe.metadata.height), int(probe.metadata.width)
+            short, long = (h, w) if h <= w else (w, h)
+            other = int(size[0] * long / short)
+            size = (size[0], other) if h <= w else (other, size[0])
+        out.append(Resize(size))
+    if args.crop:
+        out.append(CenterCrop(args.crop * 2 if len(args.crop) == 1 else args.crop))
+    return out
+
+
 def _cmd_frames(args) -> int:
     import mediadecode as md
 
     file = _sample_if_missing(args.file)
-    with md.VideoDecoder(file, stream_index=args.stream_index, seek_mode=args.seek_mode,
-                         backend=args.backend, **_source_options(args)) as dec:
+
+    def open_decoder(**extra):
+        return md.VideoDecoder(file, stream_index=args.stream_index, seek_mode=args.seek_mode,
+                               backend=args.backend, **_source_options(args), **extra)
+
+    transforms = _frame_transforms(args, open_decoder)
+    with open_decoder(transforms=transforms or None) as dec:
         indices = args.at if args.at else [0, len(dec) // 2, len(dec) - 1]
         batch = dec.get_frames_at(indices)
         n_frames = len(dec)
@@ -237,6 +280,8 @@ def _cmd_frames(args) -> int:
         meta = dec.metadata
         stats, file = dec.stats, dec.source.name  # a URL is shown with credentials redacted
     print(f"{file}: stream {meta.stream_index}, {n_frames} frames, {meta.width}x{meta.height}, backend {backend}")
+    if transforms:
+        print(f"  transforms: {', '.join(map(repr, transforms))}")
     captions = []
     for index, pts, dur in zip(indices, batch.pts_seconds.tolist(), batch.duration_seconds.tolist()):
         resolved = index if index >= 0 else n_frames + index
@@ -292,6 +337,61 @@ def _cmd_backends(args) -> int:
     return 0
 
 
+def _cmd_encode_sample(args) -> int:
+    import math
+
+    import torch
+
+    import mediadecode as md
+    from mediadecode.encoders import Encoder
+
+    width, height = args.size
+    n = max(1, int(round(args.seconds * args.fps)))
+    y = torch.arange(height).view(1, height, 1)
+    x = torch.arange(width).view(1, 1, width)
+    t = torch.arange(n).view(n, 1, 1)
+    frames = torch.stack([
+        ((x * 255) // width + 4 * t) % 256 + 0 * y,
+        ((y * 255) // height + 3 * t) % 256 + 0 * x,
+        ((x + y) // 4 + 2 * t) % 256,
+    ], dim=1).to(torch.uint8)
+    rate = 48000
+    tone = 0.3 * torch.sin(2 * math.pi * 440 * torch.arange(int(args.seconds * rate)) / rate)
+    encoder = Encoder(backend=args.backend)
+    video = encoder.add_video(height=height, width=width, frame_rate=args.fps, codec=args.codec,
+                              pixel_format=args.pixel_format, crf=args.crf, preset=args.preset)
+    audio = encoder.add_audio(sample_rate=rate, num_channels=1) if not args.no_audio else None
+    with encoder.open_file(args.output):
+        video.add_frames(frames)
+        if audio is not None:
+            audio.add_samples(tone.to(torch.float32))
+    print(f"wrote {args.output} with backend {encoder.backend}: {n} frames {width}x{height} at "
+          f"{args.fps} fps" + ("" if audio is None else f", {args.seconds:g} s of 440 Hz tone"))
+    with md.VideoDecoder(args.output) as dec:
+        batch = dec.get_frames_at(list(range(len(dec))))
+        meta = dec.metadata
+    diff = (batch.data.double() - frames.double()) if batch.data.shape == frames.shape else None
+    mse = float(diff.pow(2).mean()) if diff is not None else float("nan")
+    psnr = float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    print(f"decoded back: {len(batch.data)} frames, codec {meta.codec}, pixel format {meta.pixel_format}, "
+          f"pts {batch.pts_seconds[0]:.6f} .. {batch.pts_seconds[-1]:.6f} s, "
+          f"PSNR {psnr:.2f} dB" + (" (bit-exact)" if mse == 0 else ""))
+    if audio is not None:
+        with md.AudioDecoder(args.output) as adec:
+            samples = adec.get_all_samples()
+            codec = adec.metadata.codec
+        print(f"decoded back: audio {codec}, {samples.data.shape[1]} samples at {samples.sample_rate} Hz")
+    return 0
+
+
+def _parse_frame_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediadecode", description="Decode video and audio into PyTorch tensors.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -318,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_frames.add_argument("--at", type=_parse_indices, default=None,
                           help="comma-separated frame indices, negatives count from the end (default: first, middle, last)")
     p_frames.add_argument("--stream-index", type=int, default=None)
+    p_frames.add_argument("--resize", type=_parse_size, default=None, metavar="N|HxW",
+                          help="resize first: N = shorter side (aspect kept), HxW exact")
+    p_frames.add_argument("--crop", type=_parse_size, default=None, metavar="N|HxW",
+                          help="then a centre crop of NxN or HxW")
     p_frames.add_argument("-o", "--output", default="sheet.png", help="PNG to write (default: sheet.png)")
     p_frames.set_defaults(func=_cmd_frames)
 
@@ -341,6 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_backends = sub.add_parser("backends", help="list backends, available or not and why")
     p_backends.set_defaults(func=_cmd_backends)
+
+    p_encode = sub.add_parser("encode-sample", help="encode a short generated clip and decode it back")
+    p_encode.add_argument("output", nargs="?", default="sample_encoded.mp4",
+                          help="file to write; its extension chooses the container (default: sample_encoded.mp4)")
+    p_encode.add_argument("--seconds", type=float, default=2.0)
+    p_encode.add_argument("--fps", type=float, default=30.0)
+    p_encode.add_argument("--size", type=_parse_frame_size, default=(320, 240), metavar="WxH")
+    p_encode.add_argument("--codec", default=None, help="video codec (default: the container's)")
+    p_encode.add_argument("--pixel-format", default=None)
+    p_encode.add_argument("--crf", type=float, default=None)
+    p_encode.add_argument("--preset", default=None)
+    p_encode.add_argument("--no-audio", action="store_true", help="video only")
+    p_encode.add_argument("--backend", default=None, help="backend name (default: selection rules)")
+    p_encode.set_defaults(func=_cmd_encode_sample)
     return parser
 
 

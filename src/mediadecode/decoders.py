@@ -37,12 +37,20 @@ from torch import Tensor
 from . import lifecycle, selection
 from .capabilities import capabilities_of
 from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, MediaDecodeError, OutOfRangeError
+from .engine.output import allocate_frames
+from .errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    OutOfRangeError,
+    UnsupportedRequestError,
+)
 from .fallback import CpuFallbackStatus
 from .frame_index import FrameIndex, read_ffprobe_json
 from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
+from .wav import WavDecoder
+from .transforms import TransformPlan, TransformRequest
 
 __all__ = [
     "VideoDecoder",
@@ -54,6 +62,7 @@ __all__ = [
     "set_cuda_backend",
     "get_nvdec_cache_capacity",
     "set_nvdec_cache_capacity",
+    "WavDecoder",
 ]
 
 _ITER_CHUNK = 8
@@ -83,10 +92,29 @@ def _default_num_threads() -> int:
     return 0
 
 
+def _output_options(transforms: Any, output_dtype: Any) -> dict[str, Any]:
+    """``transforms=`` and ``output_dtype=`` as decoder options (torchcodec 0.17's checks)."""
+    names = {torch.uint8: "uint8", torch.float32: "float32"}
+    if isinstance(output_dtype, str) and output_dtype == "auto":
+        dtype = "auto"
+    elif isinstance(output_dtype, torch.dtype) and output_dtype in names:
+        dtype = names[output_dtype]
+    else:
+        raise ValueError(
+            f"Invalid output_dtype ({output_dtype}). "
+            "Supported values are torch.uint8, torch.float32, and 'auto'."
+        )
+    request = None if transforms is None else TransformRequest(transforms)
+    if request is not None and not request.transforms:
+        request = None
+    return {"transforms": request, "output_dtype": dtype}
+
+
 class _Decoder:
     """Shared lifecycle: backend choice, lazy (re)opening, pickling, fork safety, closing."""
 
     _media_type = ""
+    _metadata: Any  # the reader's stream metadata, set when the source is opened
 
     def __init__(self, source: Any, options: dict[str, Any]):
         self._source: Source = as_source(source)
@@ -299,6 +327,17 @@ class VideoDecoder(_Decoder):
         allow_playlists: let FFmpeg open playlist-type formats (HLS, ffconcat, image-sequence
             patterns...) that make it open other files; False (default) refuses them with
             :class:`~mediadecode.errors.UnsafeMediaError`. Only for trusted local files.
+        transforms: a sequence of ``Resize`` / ``CenterCrop`` / ``RandomCrop`` from
+            :mod:`mediadecode.transforms`, ``torchcodec.transforms`` or
+            ``torchvision.transforms.v2``, applied in order after the rotation, as torchcodec
+            0.17's ``transforms=`` (a ``RandomCrop`` location is drawn once, here). Backends that
+            declare ``Capabilities.transforms`` apply them inside their conversion (the ffmpeg
+            backend: FFmpeg's, with torchcodec's pixels); otherwise this facade applies them with
+            torch (``docs/transforms.md`` states the tolerance).
+        output_dtype: ``torch.uint8`` (default, 0-255), ``torch.float32`` (values in [0, 1];
+            FFmpeg's 16-bit RGB over 65535, so 10/12-bit sources keep their precision) or
+            ``"auto"`` (float32 when the stream has more than 8 bits per sample, else uint8),
+            as torchcodec 0.17.
         custom_frame_mappings: ffprobe's frame list as JSON, torchcodec 0.17's argument: a path,
             JSON text (``str`` or ``bytes``) or a file object holding
             ``{"frames": [{"pts": ..., "duration": ..., "key_frame": 0|1}, ...]}``
@@ -312,7 +351,7 @@ class VideoDecoder(_Decoder):
 
     Attributes:
         metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
-            the returned frames, after rotation.
+            the source frames after rotation, before ``transforms``.
         stream_index (int): the stream decoded.
         backend (str): the backend that serves this decoder.
 
@@ -352,6 +391,8 @@ class VideoDecoder(_Decoder):
         storage_options: dict | None = None,
         timeout: float | tuple[float, float] | None = None,
         allow_playlists: bool = False,
+        transforms: Sequence[Any] | None = None,
+        output_dtype: torch.dtype | str = torch.uint8,
         custom_frame_mappings: Any = None,
     ):
         if dimension_order not in ("NCHW", "NHWC"):
@@ -377,6 +418,7 @@ class VideoDecoder(_Decoder):
             "seek_mode": seek_mode,
             "backend": backend,
         }
+        options.update(_output_options(transforms, output_dtype))  # transforms, output_dtype
         self._dimension_order = dimension_order
         # custom_frame_mappings: read and checked here, before anything opens (as torchcodec)
         if custom_frame_mappings is not None:
@@ -398,6 +440,7 @@ class VideoDecoder(_Decoder):
             # A GPU backend may decode on the CPU what its hardware cannot (reported by
             # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
             extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
+        extra.update(self._output_kwargs(backend_obj))
         if o.get("frame_mappings") is not None:  # only backends declaring frame_mappings get here
             extra["frame_mappings"] = o["frame_mappings"]
         reader = backend_obj.open_video(
@@ -409,7 +452,39 @@ class VideoDecoder(_Decoder):
             **extra,
         )
         self._set_reader_info(reader)
+        self._set_output_steps(backend_obj, reader)
         return reader
+
+    # -- transforms and output dtype -----------------------------------------------------------
+
+    def _output_kwargs(self, backend_obj) -> dict[str, Any]:
+        """What the backend is handed, as its capabilities declare (never sniffed): backends
+        written before transforms existed get neither keyword and the facade does the work."""
+        caps = capabilities_of(type(backend_obj))
+        o, extra = self._options, {}
+        if caps.transforms and o.get("transforms") is not None:
+            extra["transforms"] = o["transforms"]
+        if "float32" in caps.output_dtypes and o.get("output_dtype", "uint8") != "uint8":
+            extra["output_dtype"] = o["output_dtype"]
+        return extra
+
+    def _set_output_steps(self, backend_obj, reader) -> None:
+        """The facade's share of the output: the transform steps the backend does not apply
+        (after rotation) and the float conversion of a backend that returns only uint8."""
+        caps = capabilities_of(type(backend_obj))
+        o = self._options
+        request: TransformRequest | None = o.get("transforms")
+        self._post_plan: TransformPlan | None = None
+        self._out_size = (int(self._metadata.height or 0), int(self._metadata.width or 0))
+        if request is not None:
+            plan = request.resolve(self._metadata.height, self._metadata.width)
+            self._out_size = plan.output_size
+            self._post_plan = plan.split(caps.transforms)[1] if caps.transforms else plan
+        dtype = o.get("output_dtype", "uint8")
+        if dtype == "auto":
+            dtype = "float32" if (self._metadata.bit_depth or 8) > 8 else "uint8"
+        self._out_dtype = torch.float32 if dtype == "float32" else torch.uint8
+        self._cast_float = dtype == "float32" and "float32" not in caps.output_dtypes
 
     def _set_reader_info(self, reader) -> None:
         meta = reader.metadata
@@ -425,6 +500,12 @@ class VideoDecoder(_Decoder):
 
     def _after_unpickle(self) -> None:
         self._dimension_order = self._options["dimension_order"]
+
+    @property
+    def transforms(self) -> tuple:
+        """The decoder's transforms as :mod:`mediadecode.transforms` objects (empty: none)."""
+        request = self._options.get("transforms")
+        return () if request is None else request.transforms
 
     @property
     def metadata(self) -> VideoStreamMetadata:
@@ -447,16 +528,16 @@ class VideoDecoder(_Decoder):
         exact-mode index (the scan or ``custom_frame_mappings``) or the backend's own library.
 
         Raises:
-            RuntimeError (:class:`~mediadecode.errors.MediaDecodeError`): approximate mode, or a
-                backend that does not know its keyframes (torchcodec also raises
-                ``RuntimeError`` without a scan).
+            UnsupportedRequestError: approximate mode, or a backend that does not know its
+                keyframes; a ``RuntimeError`` as torchcodec raises without a scan (and a
+                ``ValueError``: the request is what has to change).
         """
         reader = self._r
         keys = getattr(reader, "key_frame_indices", None)  # optional reader attribute (protocol)
         if keys is None and getattr(reader, "frame_index", None) is not None:
             keys = reader.frame_index.key_frame_indices
         if keys is None:
-            raise MediaDecodeError(
+            raise UnsupportedRequestError(
                 f"{self._source.name}: the keyframes are known only in seek_mode='exact' "
                 f"(backend {self.backend!r}, seek_mode={self._options.get('seek_mode')!r})"
             )
@@ -481,17 +562,23 @@ class VideoDecoder(_Decoder):
     # -- output shaping ------------------------------------------------------------------------
 
     def _finish(self, data: Tensor) -> Tensor:
-        """(N, H, W, 3) coded-orientation frames -> rotated, in the requested dimension order."""
+        """(N, H, W, 3) frames from the reader -> rotated (unless the reader did), transformed
+        (the steps the backend did not apply), of the output dtype, in the dimension order."""
         if self._rot90:
             data = torch.rot90(data, self._rot90, dims=(1, 2)).contiguous()
+        if self._post_plan is not None:
+            data = self._post_plan.apply(data)
+        if self._cast_float and data.dtype == torch.uint8:
+            data = data.to(torch.float32) / 255.0
         if self._dimension_order == "NCHW":
             data = data.permute(0, 3, 1, 2)
         return data
 
     def _empty(self) -> FrameBatch:
-        h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
+        self._r  # noqa: B018
+        h, w = self._out_size
         shape = (0, 3, h, w) if self._dimension_order == "NCHW" else (0, h, w, 3)
-        data = torch.empty(shape, dtype=torch.uint8, device=self._options.get("device", "cpu"))
+        data = torch.empty(shape, dtype=self._out_dtype, device=self._options.get("device", "cpu"))
         return FrameBatch(data, empty_pts(), empty_pts())
 
     def _batch_for(self, fetch, keys: list) -> FrameBatch:
@@ -519,7 +606,8 @@ class VideoDecoder(_Decoder):
             data, pts, dur = fetch(unique)
         if data.device.type == "cpu" and data.is_contiguous():
             # numpy's take copies whole frames; torch's uint8 gather is ~10x slower here
-            data = torch.from_numpy(np.take(data.numpy(), order, axis=0))
+            gathered = allocate_frames((len(order), *data.shape[1:]), data.dtype)
+            data = torch.from_numpy(np.take(data.numpy(), order, axis=0, out=gathered))
         else:
             data = data[torch.tensor(order, dtype=torch.long, device=data.device)]
         order_t = torch.tensor(order, dtype=torch.long)
@@ -758,7 +846,8 @@ class AudioDecoder(_Decoder):
     Raises:
         SourceNotFoundError, InvalidMediaError, StreamNotFoundError, BackendUnavailableError:
             as for :class:`VideoDecoder`.
-        ValueError: ``sample_rate`` or ``num_channels`` not a positive int.
+        InvalidArgumentError: ``sample_rate`` or ``num_channels`` not a positive int (a
+            ``ValueError``, and a ``RuntimeError`` as torchcodec 0.17 raises).
     """
 
     _media_type = "audio"
@@ -777,7 +866,7 @@ class AudioDecoder(_Decoder):
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
-                # also a RuntimeError: torchcodec's C++ check raises one for num_channels
+                # torchcodec 0.17 raises RuntimeError here: InvalidArgumentError is both.
                 raise InvalidArgumentError(f"{name} must be a positive int or None, got {v!r}")
         if stream_index is not None and (isinstance(stream_index, bool) or not isinstance(stream_index, int)):
             raise InvalidArgumentTypeError(f"stream_index must be an int or None, got {type(stream_index).__name__}")
@@ -853,18 +942,22 @@ class AudioDecoder(_Decoder):
         with self._lock:
             data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)
         rate = self._sample_rate
-
-        def offset_of(seconds: float) -> int:
-            return math.floor((seconds - first_pts) * rate + 0.5)
-
-        # The trimming rule is torchcodec 0.17's AudioDecoder.get_samples_played_in_range.
-        if first_pts < start_seconds:
-            begin = offset_of(start_seconds)
-            pts = float(start_seconds)
+        if getattr(reader, "returns_exact_range", False):
+            # The reader applied the sample grid itself (mediadecode.sample_grid).
+            pts = float(first_pts)
         else:
-            begin, pts = 0, float(first_pts)
-        end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
-        data = data[:, begin:max(begin, end)]
+            # Readers that return whole frames from the one holding start_seconds: trimmed with
+            # torchcodec 0.17's rule, on the grid of the first frame returned.
+            def offset_of(seconds: float) -> int:
+                return math.floor((seconds - first_pts) * rate + 0.5)
+
+            if first_pts < start_seconds:
+                begin = offset_of(start_seconds)
+                pts = float(start_seconds)
+            else:
+                begin, pts = 0, float(first_pts)
+            end = data.shape[1] if stop_seconds is None else min(data.shape[1], offset_of(stop_seconds))
+            data = data[:, begin:max(begin, end)]
         return AudioSamples(
             data=data, pts_seconds=pts, duration_seconds=data.shape[1] / rate, sample_rate=rate
         )

@@ -22,27 +22,38 @@ class                           raised when                              also a
 ``UnsupportedRequestError``     the backend cannot serve this request    ``ValueError``
                                 (a source kind, seek mode, device,
                                 stream or channel count it lacks)
+``InvalidArgumentError``        a bad sample_rate or num_channels        ``ValueError`` and
+                                (an argument: not a MediaDecodeError)    ``RuntimeError``
 ``UnsafeMediaError``            a playlist-type format (HLS, concat...)  ``UnsupportedRequestError``
                                 refused without ``allow_playlists=True``
 ``RemoteSourceError``           a URL source fails: HTTP status, network ``OSError``
                                 error; ``.url`` (redacted), ``.status``
 ``RemoteNotFoundError``         a URL source answers 404 / no such key   ``SourceNotFoundError``
 ``RemoteTimeoutError``          a URL source does not answer in time     ``TimeoutError``
-``FrameMappingsError``          ``custom_frame_mappings`` that do not    (``MediaDecodeError``)
+``InvalidEncoderInputError``    frames or samples to encode of the wrong ``ValueError``
+                                dtype, shape or size, empty, non-finite;
+                                a frame or sample rate <= 0
+``UnsupportedEncodingError``    an unknown codec, container format or    ``UnsupportedRequestError``
+                                pixel format; a codec that container
+                                cannot hold; encoder options FFmpeg
+                                refuses
+``EncodingError``               FFmpeg fails while encoding or writing   (``MediaDecodeError``)
+``FrameMappingsError``          ``custom_frame_mappings`` that do not    ``InvalidArgumentError``
                                 fit the stream (another stream's pts)
-``InvalidArgumentError``        a bad argument value (torchcodec raises  ``ValueError``
-                                ``ValueError`` or, from C++, ``RuntimeError``)
-``InvalidArgumentTypeError``    an argument of the wrong type            ``TypeError``
-``OutOfRangeError``             an index or time outside the stream      ``IndexError``
+``InvalidArgumentTypeError``    an argument of the wrong type (a float   ``TypeError`` and
+                                frame index)                             ``RuntimeError``
+``OutOfRangeError``             a frame index or time outside the        ``IndexError`` and
+                                stream                                   ``RuntimeError``
 ==============================  =======================================  ==========================
 
-Bad indices and times raise :class:`OutOfRangeError`, an :class:`IndexError`; bad argument
-values :class:`InvalidArgumentError`, a :class:`ValueError`; arguments of the wrong type
-:class:`InvalidArgumentTypeError`, a :class:`TypeError`. Being ``MediaDecodeError`` subclasses
-they are also ``RuntimeError``: torchcodec 0.17 raises ``RuntimeError`` from its C++ checks for
-several of them (a negative step or fps, a float index, a time outside the stream in
-``get_frames_played_at``), so code written for torchcodec that catches ``RuntimeError`` keeps
-working, and code that catches the Python class works too.
+Bad arguments are not media errors and never ``MediaDecodeError``: bad indices and times raise
+:class:`OutOfRangeError` (an :class:`IndexError`), bad values :class:`ValueError` or
+:class:`InvalidArgumentError`, wrong types :class:`TypeError` or
+:class:`InvalidArgumentTypeError`. The three named classes are also ``RuntimeError``:
+torchcodec 0.17 raises ``RuntimeError`` from its C++ checks for several of these arguments (a
+negative step or fps, a float index, a time outside the stream in ``get_frames_played_at``), so
+code written for torchcodec keeps catching them, and code that catches the Python class works
+too.
 """
 
 from __future__ import annotations
@@ -58,11 +69,14 @@ __all__ = [
     "NoBackendError",
     "UnsupportedRequestError",
     "UnsafeMediaError",
+    "InvalidArgumentError",
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "InvalidEncoderInputError",
+    "UnsupportedEncodingError",
+    "EncodingError",
     "FrameMappingsError",
-    "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "OutOfRangeError",
 ]
@@ -143,6 +157,12 @@ class UnsafeMediaError(UnsupportedRequestError):
     """
 
 
+class InvalidArgumentError(ValueError, RuntimeError):
+    """A bad argument value where torchcodec 0.17 raises ``RuntimeError`` (``AudioDecoder``'s
+    ``sample_rate`` and ``num_channels``): both a :class:`ValueError` and a ``RuntimeError``.
+    Like every bad argument, not a :class:`MediaDecodeError` (which is about media)."""
+
+
 class RemoteSourceError(MediaDecodeError, OSError):
     """A URL source (``http://``, ``s3://``, any fsspec URL) could not be read: an HTTP error
     status (403, 5xx after the retries...), a refused or reset connection, a truncated body.
@@ -181,26 +201,43 @@ class RemoteTimeoutError(RemoteSourceError, TimeoutError):
     :class:`TimeoutError`."""
 
 
-class FrameMappingsError(MediaDecodeError):
+class InvalidEncoderInputError(MediaDecodeError, ValueError):
+    """Frames or samples given to an encoder cannot be encoded: wrong dtype, number of
+    dimensions or channels, an empty tensor, NaN or infinite values, a frame size the pixel
+    format cannot hold (odd width with 4:2:0 chroma), or a frame rate or sample rate that is not
+    a finite number > 0. Raised before anything is written (also a :class:`ValueError`, as
+    torchcodec raises for the same inputs)."""
+
+
+class UnsupportedEncodingError(UnsupportedRequestError):
+    """The encoding asked for cannot be done: an unknown codec, container format or pixel
+    format, a codec the container cannot hold (H.264 in WebM...), an audio codec for a video
+    stream, encoder options FFmpeg refuses (a preset x264 does not know), or no encoder backend
+    for the device. The message names the codec or format and gives FFmpeg's reason. Raised
+    before anything is written to the destination."""
+
+
+class EncodingError(MediaDecodeError):
+    """FFmpeg failed while encoding or writing (a full disk, a file object whose ``write``
+    raised...). The destination is left as it was: a path is never partly written."""
+
+
+class FrameMappingsError(InvalidArgumentError):
     """``custom_frame_mappings`` that parse but do not fit the stream: their timestamps are not
-    the stream's (another stream, another time base, another file). A :class:`RuntimeError`, as
-    torchcodec 0.17 raises when decoding with such mappings (it finds out only at the frame it
-    cannot reach); raised at open, naming the source. Malformed JSON is a :class:`ValueError`.
-    """
+    the stream's (another stream, another time base, another file). Raised at open, naming the
+    source; a ``RuntimeError`` as torchcodec 0.17 raises when it decodes with such mappings (it
+    finds out only at the frame it cannot reach), and a ``ValueError``. Malformed JSON is a
+    plain :class:`ValueError`, as in torchcodec."""
 
 
-class InvalidArgumentError(MediaDecodeError, ValueError):
-    """A bad argument value (a reversed range, a step or fps <= 0, a negative NVDEC cache
-    capacity...). torchcodec 0.17 raises ``ValueError`` for some and ``RuntimeError`` (its C++
-    checks) for others: both ``except ValueError`` and ``except RuntimeError`` catch this."""
+class InvalidArgumentTypeError(TypeError, RuntimeError):
+    """An argument of the wrong type (a float frame index...): a :class:`TypeError`, and the
+    ``RuntimeError`` torchcodec 0.17 raises from C++ for some of them. Like every bad argument,
+    not a :class:`MediaDecodeError`."""
 
 
-class InvalidArgumentTypeError(MediaDecodeError, TypeError):
-    """An argument of the wrong type (a float frame index...); torchcodec 0.17 raises
-    ``TypeError`` or, from C++, ``RuntimeError``: both catch this."""
-
-
-class OutOfRangeError(MediaDecodeError, IndexError):
+class OutOfRangeError(IndexError, RuntimeError):
     """A frame index or a time outside the stream; the message names the source and the valid
-    range. torchcodec 0.17 raises ``IndexError`` for indices and ``get_frame_played_at``, and
-    ``RuntimeError`` in ``get_frames_played_at``: both catch this."""
+    range. An :class:`IndexError`, as torchcodec raises for indices and
+    ``get_frame_played_at``, and a ``RuntimeError``, as it raises in ``get_frames_played_at``.
+    Like every bad argument, not a :class:`MediaDecodeError`."""

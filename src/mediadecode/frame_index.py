@@ -5,10 +5,12 @@ presentation order, and which frames are keyframes. Here they are integer ticks 
 time base, so seeking compares exact integers, and the seconds are derived once (as FFmpeg and
 torchcodec compute them: ``double(ticks) * num / den``).
 
-An index is built from a packet scan (:meth:`FrameIndex.from_packets`, demux only, no decoding),
-read back from the index cache (:meth:`FrameIndex.from_dict`), taken from ffprobe's JSON
-(:meth:`FrameIndex.from_ffprobe_json`: torchcodec 0.17's ``custom_frame_mappings``), or made by a
-backend from what its library reports. :meth:`FrameIndex.as_ffprobe_json` writes the JSON back. It is validated once, then trusted by every backend, the decoder facade, the
+An index is built from an MP4/MOV header (:meth:`FrameIndex.from_header`, where the container
+allows), from a packet scan (:meth:`FrameIndex.from_packets`, demux only, no decoding), read back
+from the index cache (:meth:`FrameIndex.from_dict`), taken from ffprobe's JSON
+(:meth:`FrameIndex.from_ffprobe_json`: torchcodec 0.17's ``custom_frame_mappings``;
+:meth:`FrameIndex.as_ffprobe_json` writes it back), or made by a backend from what its library
+reports. It is validated once, then trusted by every backend, the decoder facade, the
 index cache and the adapters (``VideoDecoder.frame_index``).
 """
 
@@ -30,7 +32,7 @@ from .errors import FrameMappingsError
 __all__ = ["FrameIndex", "FrameMappings", "read_ffprobe_json", "fill_missing_durations", "ticks_to_seconds"]
 
 
-def ticks_to_seconds(ticks: Sequence[int], time_base: Fraction) -> Tensor:
+def ticks_to_seconds(ticks: Sequence[int] | Sequence[float], time_base: Fraction) -> Tensor:
     """float64 seconds ``(N,)`` of integer ``ticks``, computed as FFmpeg/PyAV (``frame.time``)
     and torchcodec do: ``double(ticks) * num / den`` (``ticks * float(time_base)`` can differ by
     one ulp)."""
@@ -203,6 +205,16 @@ class FrameIndex:
         pts = [e[0] for e in entries]
         durations = fill_missing_durations(pts, [e[1] for e in entries])
         return cls(Fraction(time_base), pts, durations, sorted(keyframes))
+
+    @classmethod
+    def from_header(cls, container: Any, stream: Any) -> "FrameIndex | None":
+        """The index of an MP4/MOV video stream read from the ``moov`` box alone (no packet
+        scan: a remote file is not read whole), equal to :meth:`from_packets`'s; None where the
+        container or stream does not allow it (see :mod:`mediadecode.header_index`)."""
+        from .header_index import index_from_header
+
+        data = index_from_header(container, stream)
+        return None if data is None else cls.from_dict(data, stream.time_base)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], time_base: Fraction) -> "FrameIndex":

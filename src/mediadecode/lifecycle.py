@@ -15,7 +15,11 @@ One place for what every backend and the remote layer need around processes:
   register with :func:`keep_alive_in_children`; a child holds them for its whole life.
   :func:`abandon` does the same for one object that a child finds it inherited.
 - **Closing.** :func:`close_media` closes a PyAV container, then the file object it reads, and
-  never raises.
+  never raises. It first lets the container's decoders finish their work with the GIL released
+  (:func:`idle_decoders`): freeing a decoder joins FFmpeg's frame threads while the freeing
+  thread holds the GIL, and a frame thread that logs through PyAV's Python log callback (installed
+  by ``av.logging.set_level``, as torchvision 0.19-0.21 do on import) waits for that GIL, so the
+  two would wait for each other for ever.
 
 The ``fork`` hooks are registered on first use, never at import.
 """
@@ -28,7 +32,7 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["park_before_fork", "keep_alive_in_children", "abandon", "close_media"]
+__all__ = ["park_before_fork", "keep_alive_in_children", "abandon", "idle_decoders", "close_media"]
 
 _lock = threading.Lock()
 _parkable: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -84,10 +88,45 @@ def abandon(obj: Any) -> None:
         _abandoned.append(obj)
 
 
+def idle_decoders(container: Any) -> None:
+    """Wait, with the GIL released, until no FFmpeg thread of ``container``'s open decoders is
+    working; never raises. Call it before dropping the last reference to a decoder by any other
+    way than :func:`close_media` (which calls it).
+
+    Why: ``avcodec_free_context`` (PyAV's ``CodecContext.__dealloc__``, run by
+    ``container.close()`` or by the garbage collector, always with the GIL held) first waits for
+    each frame thread to finish the packet it is decoding, then joins it. A frame thread may log
+    while it decodes; with a PyAV log level set, or any log callback that calls into Python, the
+    message waits for the GIL, and the free never returns. ``avcodec_flush_buffers``, which PyAV
+    calls with the GIL released, does the same waiting (and libdav1d's flush waits for its own
+    workers), so after it the free joins idle threads, which exit without logging. Nothing about
+    the log setting is touched: whatever callback is installed, by PyAV or anyone else, keeps
+    working, in every thread.
+
+    The decoders' buffered frames are dropped: call it only on decoders about to be freed, or
+    about to be sought (a seek flushes them anyway). Encoders are left alone; drain them with
+    ``encode(None)`` before closing, which runs with the GIL released too.
+    """
+    try:
+        streams = list(container.streams)
+    except Exception:  # closed, or not a container: nothing of ours is running
+        return
+    for stream in streams:
+        try:
+            codec_context = stream.codec_context
+            if codec_context is not None and codec_context.is_open and codec_context.is_decoder:
+                codec_context.flush_buffers()
+        except Exception:  # pragma: no cover - freeing must go on
+            pass
+
+
 def close_media(container: Any, fileobj: Any = None) -> None:
     """Close a PyAV ``container`` (None: nothing), then ``fileobj`` (None: nothing); never
-    raises. The file object is closed after the container, whose demuxer may still read it."""
+    raises and never blocks on FFmpeg's threads, whatever PyAV log level or Python logging
+    handler is set (see :func:`idle_decoders`). The file object is closed after the container,
+    whose demuxer may still read it."""
     if container is not None:
+        idle_decoders(container)
         try:
             container.close()
         except Exception:  # pragma: no cover - closing must not raise

@@ -71,6 +71,11 @@ class VideoStreamMetadata(StreamMetadata):
             (``"bt709"``...), or None when unspecified.
         color_range: ``"tv"`` (limited) or ``"pc"`` (full), or None when unspecified.
         pixel_format: the decoder's pixel format (``"yuv420p"``...), or None.
+        bit_depth: bits per sample of the pixel format's first component (8, 10, 12...), as
+            FFmpeg's pixel format descriptor gives it; None when the format is unknown.
+            ``output_dtype="auto"`` gives float32 above 8 (torchcodec 0.17's rule). A
+            mediadecode addition; the HDR transfer function is ``color_transfer_characteristic``
+            (``"smpte2084"`` for PQ, ``"arib-std-b67"`` for HLG).
         begin_stream_seconds_from_content: first frame's pts in seconds (exact mode), or None.
         end_stream_seconds_from_content: max(pts + duration) in seconds (exact mode), or None.
         num_frames_from_content: frame count from the packet scan (exact mode), or None.
@@ -93,6 +98,7 @@ class VideoStreamMetadata(StreamMetadata):
     color_transfer_characteristic: str | None = None
     color_range: str | None = None
     pixel_format: str | None = None
+    bit_depth: int | None = None
     begin_stream_seconds_from_content: float | None = None
     end_stream_seconds_from_content: float | None = None
     num_frames_from_content: int | None = None
@@ -150,12 +156,26 @@ class ContainerMetadata:
     __repr__ = _repr
 
 
+def pixel_format_bit_depth(pixel_format: str) -> int | None:
+    """Bits per sample of ``pixel_format``'s first component (FFmpeg's pixel format
+    descriptor, through PyAV), or None for a name FFmpeg does not know (``"cuda"``...)."""
+    try:
+        import av
+
+        fmt = av.VideoFormat(pixel_format)
+        return int(fmt.components[0].bits) if fmt.components else None
+    except Exception:
+        return None
+
+
 def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = None) -> None:
     """Fill the resolved fields of ``meta`` in place from its header and content fields.
 
     The rules are torchcodec 0.17's (``_metadata.py``): content first, header second, then values
     derived from each other. Fields stay None only when nothing at all is known.
     """
+    if meta.pixel_format:
+        meta.bit_depth = pixel_format_bit_depth(meta.pixel_format)
     scanned = meta.num_frames_from_content is not None
     if scanned:
         begin = meta.begin_stream_seconds_from_content

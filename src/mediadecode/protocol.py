@@ -103,7 +103,10 @@ class AudioStreamReader(Protocol):
         """Decoded samples covering ``[start_seconds, stop_seconds)`` (None: to the end).
 
         Returns ``(data, first_pts_seconds)``: the samples may start before ``start_seconds``
-        (from the frame that contains it); the facade trims them.
+        (from the frame that contains it); the facade trims them with torchcodec 0.17's rule.
+        A reader whose class sets ``returns_exact_range = True`` returns exactly the samples of
+        the range on the stream's :class:`~mediadecode.sample_grid.SampleGrid` instead, with
+        ``first_pts_seconds`` the ``pts_seconds`` to report; the facade then trims nothing.
         """
         ...
 

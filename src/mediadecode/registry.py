@@ -96,6 +96,11 @@ BUILTIN_SPECS: dict[str, BackendSpec] = {
         "mediadecode.backends.nvdec:NVDECBackend",
         "an NVIDIA GPU and driver, a CUDA build of torch, and pip install av (NVDEC included)",
     ),
+    "nvenc": BackendSpec(
+        "nvenc",
+        "mediadecode.backends.nvenc:NVENCBackend",
+        "an NVIDIA GPU and driver, a CUDA build of torch, and a PyAV whose FFmpeg has NVENC",
+    ),
 }
 
 _lock = threading.RLock()
@@ -114,7 +119,7 @@ def _scan() -> dict[str, BackendSpec]:
             eps = entry_points(group=GROUP)
         except Exception as exc:  # pragma: no cover - broken environment metadata
             warnings.warn(f"mediadecode: could not read entry points: {exc}", RuntimeWarning)
-            eps = ()
+            eps = ()  # type: ignore[assignment]
         for ep in eps:
             dist = getattr(getattr(ep, "dist", None), "name", None)
             builtin = BUILTIN_SPECS.get(ep.name)
@@ -199,7 +204,7 @@ def unavailable_reason(name: str) -> str | None:
     except BackendUnavailableError as exc:
         return str(exc)
     try:
-        return cls.unavailable_reason()
+        return cls.unavailable_reason()  # type: ignore[attr-defined]
     except Exception as exc:  # a plugin's check must not break listing
         return f"availability check failed: {type(exc).__name__}: {exc}"
 

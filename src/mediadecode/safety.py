@@ -60,7 +60,8 @@ def demuxer_whitelist(allow_playlists: bool) -> tuple[str, str]:
         from av.format import ContainerFormat
 
         excluded = set(_NEVER_FORMATS) | (set() if allow_playlists else set(_REFERENCE_FORMATS))
-        allowed, refused = set(), set()
+        allowed: set[str] = set()
+        refused: set[str] = set()
         for name in av.formats_available:
             try:
                 full = ContainerFormat(name, "r").name

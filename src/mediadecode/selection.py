@@ -49,6 +49,8 @@ T = TypeVar("T")
 __all__ = [
     "use_backend",
     "current_backend_choice",
+    "explicit_backend_class",
+    "loadable_backends",
     "plan_backends",
     "open_first",
     "Plan",
@@ -170,6 +172,42 @@ def current_backend_choice(backend: str | None = None, *, device: str | None = N
     return Choice(None, "automatic selection")
 
 
+def explicit_backend_class(choice: Choice) -> type:
+    """The class of the backend an explicit ``choice`` (``choice.name`` not None) names, once it
+    is known to be registered and usable here; what it can serve is the caller's to check.
+
+    Raises:
+        UnknownBackendError: the name is not registered (the message lists those that are).
+        BackendUnavailableError: the backend cannot be used here (the message says why and
+            how to fix it).
+    """
+    name = choice.name
+    if name not in registry.registry():
+        known = ", ".join(sorted(registry.registry()))
+        raise UnknownBackendError(
+            f"unknown backend {name!r} (from {choice.origin}); registered backends: {known}"
+        )
+    reason = registry.unavailable_reason(name)
+    if reason is not None:
+        raise BackendUnavailableError(
+            f"backend {name!r} (from {choice.origin}) is unavailable: {reason}"
+        )
+    return registry.get_backend_class(name)
+
+
+def loadable_backends(unloadable: dict[str, str]) -> Iterator[tuple[str, type]]:
+    """``(name, class)`` of each registered backend, in registration order; a backend whose
+    class cannot be loaded here is recorded in ``unloadable`` (name -> reason, with the fix)
+    instead, as the iteration reaches it."""
+    for name in registry.registry():
+        try:
+            cls = registry.get_backend_class(name)
+        except BackendUnavailableError as exc:
+            unloadable[name] = str(exc)
+            continue
+        yield name, cls
+
+
 @dataclass(frozen=True)
 class Plan:
     """The backends to try for one request, in order.
@@ -215,21 +253,11 @@ def plan_backends(
             automatic mode no available backend whose capabilities can.
     """
     choice = current_backend_choice(backend, device=device)
-    request = dict(media_type=media_type, device=device, source_kind=source_kind,
-                   seek_mode=seek_mode, frame_mappings=frame_mappings)
+    request: dict[str, Any] = dict(media_type=media_type, device=device, source_kind=source_kind,
+                                   seek_mode=seek_mode, frame_mappings=frame_mappings)
     if choice.name is not None:
         name = choice.name
-        if name not in registry.registry():
-            known = ", ".join(sorted(registry.registry()))
-            raise UnknownBackendError(
-                f"unknown backend {name!r} (from {choice.origin}); registered backends: {known}"
-            )
-        reason = registry.unavailable_reason(name)
-        if reason is not None:
-            raise BackendUnavailableError(
-                f"backend {name!r} (from {choice.origin}) is unavailable: {reason}"
-            )
-        cls = registry.get_backend_class(name)
+        cls = explicit_backend_class(choice)
         why = capabilities_of(cls).cannot_serve(**request)
         if why is not None:
             raise UnsupportedRequestError(f"backend {name!r} (from {choice.origin}) {why}")
@@ -242,14 +270,9 @@ def plan_backends(
     # Highest priority first. Availability is checked (which imports the backend's library, up
     # to a second for some) only until the first backend that can serve; the ones after it are
     # fallbacks, checked by the decoder only if it comes to trying them.
-    ranked = []
-    for name in registry.registry():
-        try:
-            cls = registry.get_backend_class(name)
-        except BackendUnavailableError as exc:
-            unavailable[name] = str(exc)
-            continue
-        ranked.append((-int(getattr(cls, "priority", 0)), name, cls))
+    ranked = [
+        (-int(getattr(cls, "priority", 0)), name, cls) for name, cls in loadable_backends(unavailable)
+    ]
     ranked.sort(key=lambda r: r[:2])
     for _, name, cls in ranked:
         if not names:

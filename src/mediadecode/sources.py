@@ -121,7 +121,8 @@ class Source:
         URLs (FFmpeg reads local files itself)."""
         if self.kind != "url":
             return {"bytes_read": None, "read_calls": None, "retries": None, "opens": None}
-        return self._read_stats.snapshot()
+        counts: dict[str, int | None] = dict(self._read_stats.snapshot())
+        return counts
 
 
 def _fsspec_source(source: Any, remote: dict, allow_playlists: bool) -> Source | None:
@@ -210,11 +211,9 @@ def as_source(
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return Source("bytes", data, f"<bytes: {len(data)} bytes>", allow_playlists=allow_playlists)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch = None
-    if torch is not None and isinstance(source, torch.Tensor):
+    import torch  # a dependency
+
+    if isinstance(source, torch.Tensor):
         if source.dtype != torch.uint8 or source.ndim != 1:
             raise ValueError(
                 "a tensor source must be a 1-D torch.uint8 tensor of encoded bytes, got "

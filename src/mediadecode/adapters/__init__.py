@@ -10,4 +10,5 @@ Each submodule imports its framework lazily, only when it is imported itself; im
   :func:`~mediadecode.adapters.torchvision.use_for_datasets` for torchvision 0.29's video datasets.
 - :mod:`mediadecode.adapters.hf_datasets`: Hugging Face ``datasets`` ``Video``/``Audio`` features
   whose values decode to :class:`mediadecode.VideoDecoder`/:class:`mediadecode.AudioDecoder`.
+- :mod:`mediadecode.adapters.patching`: the reversible patch their ``use_for_datasets`` return.
 """

@@ -32,9 +32,11 @@ Decisions where torchaudio 2.1-2.8 is silent or where it differed between its ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -46,12 +48,14 @@ from .. import registry, selection
 from ..decoders import AudioDecoder
 from ..errors import DecodingError, StreamNotFoundError, UnsupportedRequestError
 from ..sources import Source, as_source
+from .patching import ReplacingPatch
 
 __all__ = [
     "AudioMetaData",
     "load",
     "info",
     "list_audio_backends",
+    "save",
     "use_for_datasets",
     "DatasetsPatch",
     "worker_init_fn",
@@ -124,6 +128,22 @@ def _audio_stream(container, source: Source):
         have = ", ".join(f"{s.index}:{s.type}" for s in container.streams) or "none"
         raise StreamNotFoundError(f"{source.name}: no audio stream (streams: {have})")
     return stream
+
+
+@contextlib.contextmanager
+def _opened_audio(source: Source, format: str | None) -> Iterator[tuple[Any, Any]]:
+    """``(container, audio stream)`` of ``source`` opened by FFmpeg; an FFmpeg error inside the
+    block becomes a :class:`DecodingError` naming the file, and the file is closed on exit."""
+    import av
+
+    media = _open(source, format)
+    try:
+        yield media.container, _audio_stream(media.container, source)
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
+    finally:
+        media.close()
 
 
 def _sample_exact(time_base: Fraction | None, sample_rate: int) -> bool:
@@ -204,10 +224,7 @@ def _load_with_pyav(
 
     end = None if num_frames == -1 else frame_offset + num_frames
     for from_start in (False, True):
-        media = _open(source, format)
-        container = media.container
-        try:
-            stream = _audio_stream(container, source)
+        with _opened_audio(source, format) as (container, stream):
             cc = stream.codec_context
             sr = int(cc.sample_rate)
             channels = int(cc.layout.nb_channels or cc.channels or 1)
@@ -244,11 +261,6 @@ def _load_with_pyav(
                     chunks.extend(_frame_array(o, channels) for o in resampler.resample(frame))
             if resampler is not None and first_pos is not None:
                 chunks.extend(_frame_array(o, channels) for o in resampler.resample(None))
-        except av.FFmpegError as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
-        finally:
-            media.close()
         if first_pos is not None and first_pos > frame_offset and not from_start:
             continue  # the seek landed after the range: count from the start instead
         break
@@ -380,13 +392,8 @@ def info(
     del buffer_size
     if backend is not None:
         _require_ffmpeg(backend, "read audio metadata for info()")
-    import av
-
     source = as_source(uri)
-    media = _open(source, format)
-    container = media.container
-    try:
-        stream = _audio_stream(container, source)
+    with _opened_audio(source, format) as (container, stream):
         cc = stream.codec_context
         sr = int(cc.sample_rate)
         channels = int(cc.layout.nb_channels or cc.channels or 0)
@@ -397,13 +404,9 @@ def info(
             num_frames = int(round(stream.duration * stream.time_base * sr))
         else:
             num_frames = 0
-            try:
-                for frame in container.decode(stream):
-                    num_frames += frame.samples
-                    sample_format = sample_format or frame.format
-            except av.FFmpegError as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)
-                raise DecodingError(f"{source.name}: audio decoding failed: {reason}") from exc
+            for frame in container.decode(stream):
+                num_frames += frame.samples
+                sample_format = sample_format or frame.format
         return AudioMetaData(
             sample_rate=sr,
             num_frames=num_frames,
@@ -411,8 +414,6 @@ def info(
             bits_per_sample=_bits_per_sample(codec, sample_format),
             encoding=_map_encoding(codec.canonical_name),
         )
-    finally:
-        media.close()
 
 
 def list_audio_backends() -> list[str]:
@@ -457,18 +458,18 @@ def _make_dataset_load(default_backend: str | None):
     return load_via_mediadecode
 
 
-class DatasetsPatch:
+class DatasetsPatch(ReplacingPatch):
     """The replacement installed by :func:`use_for_datasets`; undo it with :meth:`restore` or by
     leaving the ``with`` block. Idempotent: restoring twice does nothing the second time."""
 
     def __init__(self, backend: str | None):
         import torchaudio  # imports torchaudio.datasets too
 
+        super().__init__()
         if backend is not None:
             registry.get_backend_class(backend)  # UnknownBackendError now, not in a worker
         self.backend = backend
         self.load = _make_dataset_load(backend)
-        self._saved: list[tuple[Any, Any]] = []
         original = torchaudio.load
         targets = [torchaudio]
         # A module that bound ``load`` by name (``from torchaudio import load``) keeps its own
@@ -477,26 +478,7 @@ class DatasetsPatch:
             if name.startswith("torchaudio.datasets") and getattr(module, "load", None) is original:
                 targets.append(module)
         for module in targets:
-            self._saved.append((module, module.load))
-            module.load = self.load
-
-    def restore(self) -> None:
-        """Put back what was there before (only where our function is still installed)."""
-        saved, self._saved = self._saved, []
-        for module, previous in reversed(saved):
-            if getattr(module, "load", None) is self.load:
-                module.load = previous
-
-    @property
-    def active(self) -> bool:
-        """Whether the replacement is installed."""
-        return bool(self._saved)
-
-    def __enter__(self) -> "DatasetsPatch":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
+            self.replace_attribute(module, "load", self.load)
 
     def __repr__(self) -> str:
         return f"DatasetsPatch(backend={self.backend!r}, active={self.active})"
@@ -553,3 +535,169 @@ class worker_init_fn:  # noqa: N801 - used like a function
             use_for_datasets(self.backend)
         if self.then is not None:
             self.then(worker_id)
+
+
+# -- save ------------------------------------------------------------------------------------------
+
+_SAVE_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.float32, torch.float64)
+
+
+def _wav_encoder(encoding: str | None, bits_per_sample: int | None) -> str:
+    """torchaudio 2.1-2.8's choice of WAV encoder (its FFmpeg backend, little-endian)."""
+    if bits_per_sample not in (None, 8, 16, 24, 32, 64):
+        raise ValueError(f"Invalid bits_per_sample {bits_per_sample} for WAV encoding.")
+    if not encoding:
+        if not bits_per_sample:
+            return "pcm_s16le"
+        return "pcm_u8" if bits_per_sample == 8 else f"pcm_s{bits_per_sample}le"
+    if encoding == "PCM_S":
+        bits = bits_per_sample or 16
+        if bits == 8:
+            raise ValueError("For WAV signed PCM, 8-bit encoding is not supported.")
+        return f"pcm_s{bits}le"
+    if encoding == "PCM_U":
+        if bits_per_sample in (None, 8):
+            return "pcm_u8"
+        raise ValueError("For WAV unsigned PCM, only 8-bit encoding is supported.")
+    if encoding == "PCM_F":
+        bits = bits_per_sample or 32
+        if bits in (32, 64):
+            return f"pcm_f{bits}le"
+        raise ValueError("For WAV float PCM, only 32- and 64-bit encodings are supported.")
+    if encoding in ("ULAW", "ALAW"):
+        if bits_per_sample in (None, 8):
+            return "pcm_mulaw" if encoding == "ULAW" else "pcm_alaw"
+        raise ValueError(f"For WAV PCM {'mu' if encoding == 'ULAW' else 'A'}-law, only 8-bit encoding is supported.")
+    raise ValueError(f"WAV encoding {encoding} is not supported.")
+
+
+def _flac_sample_format(bits_per_sample: int | None) -> str:
+    if bits_per_sample in (None, 16):
+        return "s16"
+    if bits_per_sample == 24:
+        return "s32"
+    raise ValueError(f"FLAC only supports bits_per_sample values of 16 and 24 ({bits_per_sample} specified).")
+
+
+def _compression_settings(compression, codec_kind: str) -> tuple[int | None, dict[str, Any]]:
+    """``(bit_rate, extra encoder options)`` for ``compression``: an object with torchaudio's
+    ``CodecConfig`` fields (``bit_rate``, ``compression_level``, ``qscale``, ``gop_size``,
+    ``max_b_frames``), or a number with libsox's meaning (MP3: bit rate in kb/s; FLAC:
+    compression level 0-8; Vorbis: quality -1 to 10)."""
+    if compression is None:
+        return None, {}
+    if isinstance(compression, bool):
+        raise TypeError("compression must be a number or a CodecConfig, not a bool")
+    if isinstance(compression, (int, float)):
+        if codec_kind == "mp3":
+            return int(round(float(compression) * 1000)), {}
+        if codec_kind == "flac":
+            return None, {"compression_level": int(compression)}
+        if codec_kind == "vorbis":
+            return None, {"flags": "+qscale", "global_quality": str(int(round(float(compression) * 118)))}
+        raise ValueError(f"a numeric compression is not defined for this format ({codec_kind})")
+    bit_rate = getattr(compression, "bit_rate", -1)
+    options: dict[str, Any] = {}
+    level = getattr(compression, "compression_level", -1)
+    if level is not None and level != -1:
+        options["compression_level"] = int(level)
+    qscale = getattr(compression, "qscale", None)
+    if qscale is not None:
+        options.update({"flags": "+qscale", "global_quality": str(int(round(float(qscale) * 118)))})
+    for name, option in (("gop_size", "g"), ("max_b_frames", "bf")):
+        value = getattr(compression, name, -1)
+        if value is not None and value != -1:
+            options[option] = int(value)
+    return (None if bit_rate in (None, -1) else int(bit_rate)), options
+
+
+def save(
+    uri,
+    src: torch.Tensor,
+    sample_rate: int,
+    channels_first: bool = True,
+    format: str | None = None,
+    encoding: str | None = None,
+    bits_per_sample: int | None = None,
+    buffer_size: int = 4096,
+    backend: str | None = None,
+    compression: Any = None,
+) -> None:
+    """Save audio to a file or file object, as torchaudio 2.1-2.8's ``torchaudio.save`` (its FFmpeg
+    backend) did; encoded by :class:`mediadecode.encoders.Encoder`.
+
+    Args:
+        uri: a path (``str`` or ``os.PathLike``), or a writable, seekable binary file object
+            (then ``format`` is required). A path appears only when the save succeeded.
+        src: 2-D tensor, ``(channels, time)`` when ``channels_first`` else ``(time, channels)``;
+            ``float32``/``float64`` in [-1, 1], or ``int16``/``int32``/``uint8`` full-scale PCM.
+            FFmpeg's libswresample converts it to the encoder's sample format.
+        sample_rate: in Hz.
+        format: overrides the extension: ``"wav"`` (``"amb"``), ``"flac"``, ``"mp3"``,
+            ``"ogg"``/``"vorbis"`` (Ogg Vorbis), ``"opus"``, or any FFmpeg muxer.
+        encoding: WAV only: ``"PCM_S"``, ``"PCM_U"``, ``"PCM_F"``, ``"ULAW"``, ``"ALAW"``.
+        bits_per_sample: WAV: 8 (unsigned), 16, 24, 32 (signed) or 32/64 (``"PCM_F"``); FLAC: 16
+            or 24. Default: 16-bit signed PCM.
+        buffer_size: accepted for compatibility (PyAV sizes its own I/O buffer).
+        backend: a mediadecode backend that encodes (``"ffmpeg"``...); None: the selection rules.
+        compression: a ``torchaudio.io.CodecConfig`` (or any object with its fields), or a number
+            with libsox's meaning: MP3 bit rate in kb/s, FLAC compression level, Vorbis quality.
+
+    Raises:
+        ValueError: an unsupported ``encoding``/``bits_per_sample`` combination (torchaudio's
+            messages); :class:`~mediadecode.errors.InvalidEncoderInputError` (a ``ValueError``
+            and a ``RuntimeError``) for a ``src`` that is not 2-D, of another dtype, empty or
+            non-finite, or a file object without ``format``;
+            :class:`~mediadecode.errors.UnsupportedEncodingError` for an unknown format or a
+            sample rate the encoder lacks (MP3, Opus).
+    """
+    import os
+
+    from ..encoders import Encoder
+    from ..errors import InvalidEncoderInputError
+
+    to_object = hasattr(uri, "write")
+    ext = None
+    if to_object:
+        if format is None:
+            raise InvalidEncoderInputError("'format' is required when saving to file object.")
+    else:
+        tokens = os.path.normpath(os.fspath(uri)).split(".")[1:]
+        ext = tokens[-1].lower() if tokens else None
+    if not isinstance(src, torch.Tensor) or src.ndim != 2:
+        raise InvalidEncoderInputError(
+            f"src must be a 2-D tensor, got {getattr(src, 'shape', type(src).__name__)}"
+        )
+    if src.dtype not in _SAVE_DTYPES:
+        raise InvalidEncoderInputError(
+            f"src must be uint8, int16, int32, float32 or float64, got {src.dtype}"
+        )
+
+    def is_(spec: str) -> bool:
+        return format == spec or (format is None and ext == spec)
+
+    muxer, codec, sample_format, kind = format, None, None, None
+    if is_("wav") or is_("amb"):
+        muxer, codec = "wav", _wav_encoder(encoding, bits_per_sample)
+    elif is_("vorbis") or is_("ogg"):
+        # Ogg Vorbis, with FFmpeg's own Vorbis encoder (PyAV's FFmpeg has no libvorbis)
+        muxer, codec, kind = "ogg", "vorbis", "vorbis"
+        _flac_sample_format(bits_per_sample)
+    elif is_("flac"):
+        sample_format, kind = _flac_sample_format(bits_per_sample), "flac"
+    elif is_("mp3"):
+        kind = "mp3"
+    bit_rate, options = _compression_settings(compression, kind or (muxer or ext or ""))
+    data = src if channels_first else src.t()
+    encoder = Encoder(backend=backend)
+    stream = encoder.add_audio(
+        sample_rate=sample_rate, num_channels=data.shape[0], bit_rate=bit_rate, codec=codec,
+        sample_format=sample_format, extra_options=options or None,
+    )
+    if to_object:
+        encoder.open_file_like(uri, format=muxer)
+    else:
+        encoder.open_file(uri, format=muxer)
+    with encoder:
+        stream.add_samples(data.contiguous())
+

@@ -47,11 +47,13 @@ from .. import registry
 from ..decoders import AudioDecoder, VideoDecoder
 from ..errors import StreamNotFoundError
 from ..sources import Source, as_source
+from .patching import ReversiblePatch
 
 __all__ = [
     "read_video",
     "read_video_timestamps",
     "VideoReader",
+    "write_video",
     "use_for_datasets",
     "DatasetsPatch",
     "worker_init_fn",
@@ -668,7 +670,7 @@ def _install_top() -> None:
         video_utils.VideoClips._compute_frame_pts = _ORIGINALS.pop("_compute_frame_pts")
 
 
-class DatasetsPatch:
+class DatasetsPatch(ReversiblePatch):
     """The replacement installed by :func:`use_for_datasets`; undo it with :meth:`restore` or by
     leaving the ``with`` block. Restoring twice does nothing the second time; patches may nest
     (the innermost active one is in force) and be restored in any order."""
@@ -706,12 +708,6 @@ class DatasetsPatch:
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
                 _install_top()
-
-    def __enter__(self) -> "DatasetsPatch":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.restore()
 
     def __repr__(self) -> str:
         return f"DatasetsPatch(backend={self.backend!r}, active={self.active})"
@@ -777,3 +773,95 @@ class worker_init_fn:  # noqa: N801 - used like a function
             use_for_datasets(self.backend, progress=False)
         if self.then is not None:
             self.then(worker_id)
+
+
+# -- write_video -----------------------------------------------------------------------------------
+
+# torchvision cast the audio array to the numpy dtype of the audio encoder's default sample format
+_AUDIO_FORMAT_DTYPES = {
+    "dbl": torch.float64, "dblp": torch.float64, "flt": torch.float32, "fltp": torch.float32,
+    "s16": torch.int16, "s16p": torch.int16, "s32": torch.int32, "s32p": torch.int32,
+    "u8": torch.uint8, "u8p": torch.uint8,
+}
+
+
+def write_video(
+    filename: str,
+    video_array: torch.Tensor,
+    fps: float,
+    video_codec: str = "libx264",
+    options: dict[str, Any] | None = None,
+    audio_array: torch.Tensor | None = None,
+    audio_fps: float | None = None,
+    audio_codec: str | None = None,
+    audio_options: dict[str, Any] | None = None,
+) -> None:
+    """Write a video file, as torchvision 0.21's ``torchvision.io.write_video`` (removed in
+    0.22); encoded by :class:`mediadecode.encoders.Encoder` (PyAV on the ffmpeg backend).
+
+    Args:
+        filename: path of the file; its extension chooses the container. It appears only when
+            the write succeeded.
+        video_array: ``(T, H, W, C)`` frames with ``C == 3`` (RGB), cast to ``torch.uint8`` as
+            torchvision did (``torch.as_tensor(video_array, dtype=torch.uint8)``).
+        fps: frames per second; a float is rounded to an integer, as torchvision did.
+        video_codec: FFmpeg encoder name; the pixel format is ``yuv420p``, or ``rgb24`` for
+            ``"libx264rgb"``.
+        options: encoder options (``{"crf": "17", "preset": "slow"}``).
+        audio_array: ``(K, L)`` samples (1 or 2 channels), cast, as torchvision did, to the dtype
+            of the audio encoder's default sample format (float32 in [-1, 1] for AAC, MP3, Opus).
+        audio_fps: audio sample rate in Hz.
+        audio_codec: FFmpeg audio encoder name (``"aac"``); None: the container's default.
+        audio_options: audio encoder options.
+
+    Raises:
+        InvalidEncoderInputError: an array of the wrong shape, empty; an fps that is not > 0;
+            audio without ``audio_fps`` or with more than 2 channels.
+        UnsupportedEncodingError: an unknown codec or container, a codec the container cannot
+            hold.
+    """
+    from ..encoders import Encoder
+    from ..errors import InvalidEncoderInputError
+    from ..pyav import import_av
+
+    frames = torch.as_tensor(video_array, dtype=torch.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InvalidEncoderInputError(
+            f"video_array must be (T, H, W, 3), got {tuple(frames.shape)}"
+        )
+    if isinstance(fps, float):
+        fps = int(round(fps))  # half to even, as np.round
+    encoder = Encoder()
+    video = encoder.add_video(
+        height=frames.shape[1], width=frames.shape[2], frame_rate=fps, device="cpu",
+        codec=video_codec, pixel_format="rgb24" if video_codec == "libx264rgb" else "yuv420p",
+        extra_options=options or None,
+    )
+    audio = samples = None
+    if audio_array is not None:
+        if audio_fps is None:
+            raise InvalidEncoderInputError("audio_fps is needed with audio_array")
+        samples = torch.as_tensor(audio_array)
+        if samples.ndim != 2 or not 1 <= samples.shape[0] <= 2:
+            raise InvalidEncoderInputError(
+                f"audio_array must be (channels, samples) with 1 or 2 channels, got {tuple(samples.shape)}"
+            )
+        sample_format = None
+        if audio_codec is not None:
+            av = import_av()
+            try:
+                formats = av.Codec(audio_codec, "w").audio_formats or ()
+            except ValueError:
+                formats = ()  # the encoder refuses the unknown name below
+            sample_format = formats[0].name if formats else None
+        if sample_format in _AUDIO_FORMAT_DTYPES:
+            samples = samples.to(_AUDIO_FORMAT_DTYPES[sample_format])
+        audio = encoder.add_audio(
+            sample_rate=int(audio_fps), num_channels=samples.shape[0], codec=audio_codec,
+            sample_format=sample_format, extra_options=audio_options or None,
+        )
+    with encoder.open_file(filename):
+        if audio is not None:
+            audio.add_samples(samples.contiguous())
+        video.add_frames(frames.permute(0, 3, 1, 2))
+

@@ -49,6 +49,7 @@ import torch
 
 from .. import lifecycle
 from ..capabilities import Capabilities, Tolerance
+from ..engine.output import allocate_frames
 from ..errors import DecodingError, InvalidMediaError, UnsupportedRequestError
 from ..frame_index import FrameIndex, fill_missing_durations
 from ..metadata import AudioStreamMetadata, VideoStreamMetadata, resolve_video
@@ -128,31 +129,35 @@ def _probe(source: Source, media_type: str, stream_index: int | None):
         }
         if media_type == "video":
             info.update(_first_frame_info(container, stream))
-            info["misplaced_keyframes"], info["discarded_packets"] = _packet_order_facts(container, stream)
+            info.update(_demux_checks(container, stream))
         return cmeta, meta, info
 
 
-def _packet_order_facts(container, stream) -> tuple[int, int]:
-    """``(misplaced keyframes, discarded packets)`` of the stream (demux only, no decoding).
+def _demux_checks(container, stream) -> dict[str, int]:
+    """Two ways decord's frame index departs from FFmpeg's, from one demux pass (no decoding).
 
-    decord records its keyframe positions in decode order but indexes frames in presentation
-    order. Where the two differ at a keyframe (open-GOP HEVC, for one), its exact seek lands on
-    the wrong frame and ``get_batch`` returns a neighbour of the frame asked for.
-    decord also ignores edit lists: packets FFmpeg marks for discard (an MP4 cut with
-    ``ffmpeg -ss ... -c copy`` keeps the frames before the cut, to be dropped) come back as
-    frames, so every index after them is off.
+    ``misplaced_keyframes``: decord records its keyframe positions in decode order but indexes
+    frames in presentation order. Where the two differ at a keyframe (open-GOP HEVC, for one),
+    its exact seek lands on the wrong frame and ``get_batch`` returns a neighbour of the frame
+    asked for.
+
+    ``hidden_frames``: packets FFmpeg flags as discarded, because the container's edit list
+    starts after them (a clip cut without re-encoding keeps the GOP's first packets as
+    references). FFmpeg decodes them but never returns them; decord counts them as frames
+    (e.g. 87 where FFmpeg has 82) and fails to decode them.
     """
     container.seek(0, backward=True, any_frame=False)
     entries = []
-    discarded = 0
+    hidden = 0
     for packet in container.demux(stream):
         if packet.pts is None and packet.size == 0:
             continue  # the flush packet PyAV adds at the end; not a packet of the file
-        discarded += bool(packet.is_discard)
         entries.append((packet.pts if packet.pts is not None else -(2**62), packet.is_keyframe))
+        hidden += bool(packet.is_discard)
     order = sorted(range(len(entries)), key=lambda k: entries[k][0])
     rank = {k: r for r, k in enumerate(order)}
-    return sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k), discarded
+    misplaced = sum(1 for k, (_, key) in enumerate(entries) if key and rank[k] != k)
+    return {"misplaced_keyframes": misplaced, "hidden_frames": hidden}
 
 
 def _first_frame_info(container, stream) -> dict[str, Any]:
@@ -208,7 +213,8 @@ class DecordVideoReader:
 
     frames_are_rotated = True
 
-    def __init__(self, source: Source, *, stream_index: int | None, num_threads: int):
+    def __init__(self, source: Source, *, stream_index: int | None, num_threads: int,
+                 transforms=None):
         self._source = source
         self._lock = threading.RLock()
         self._closed = False
@@ -226,10 +232,11 @@ class DecordVideoReader:
                 "keyframes sit at different positions in decode and presentation order, and "
                 "decord's exact seek confuses the two"
             )
-        if info["discarded_packets"]:
+        if info["hidden_frames"]:
             raise UnsupportedRequestError(
-                f"{source.name}: decord would return wrong frames: the container's edit list "
-                f"discards {info['discarded_packets']} packets, which decord decodes as frames"
+                f"{source.name}: decord would count {info['hidden_frames']} frames that the "
+                "container's edit list hides (FFmpeg decodes them only as references), so its "
+                "frame count and indices would differ from FFmpeg's"
             )
         self.container_metadata = cmeta
         self.metadata = meta
@@ -285,13 +292,32 @@ class DecordVideoReader:
             meta.begin_stream_seconds_from_content = float(pts[0])
             meta.end_stream_seconds_from_content = float(torch.max(pts + durations))
         resolve_video(meta, cmeta.duration_seconds_from_header)
+        # Native resize (Capabilities.transforms = {"resize"}): the plan's leading resize, by
+        # decord's own scaler (VideoReader width/height). decord sizes frames before rotating
+        # them, so a quarter-turned stream is resized after decoding instead, with torch.
+        self._size = (int(meta.height or 0), int(meta.width or 0))
+        self._decord_size: tuple[int, int] | None = None
+        self._torch_resize = None
+        if transforms is not None:
+            native = transforms.resolve(meta.height, meta.width).split(frozenset({"resize"}))[0]
+            if native is not None:
+                self._size = native.output_size
+                if rotation is not None and int(rotation) % 180 != 0:
+                    self._torch_resize = native
+                else:
+                    self._decord_size = native.output_size
+                    self._handle.close()
+                    self._handle = _LazyHandle(self._open_decord)
 
     def _open_decord(self):
         decord = _decord()
         uri = _decord_uri(self._source)
+        sized = {}
+        if getattr(self, "_decord_size", None) is not None:
+            sized = {"height": self._decord_size[0], "width": self._decord_size[1]}
         try:
             return decord.VideoReader(
-                uri, ctx=decord.cpu(0), num_threads=self._num_threads, fault_tol=_FAULT_TOL
+                uri, ctx=decord.cpu(0), num_threads=self._num_threads, fault_tol=_FAULT_TOL, **sized
             )
         except Exception as exc:
             raise InvalidMediaError(
@@ -306,8 +332,9 @@ class DecordVideoReader:
     def _frames_one_by_one(self, vr, indices: list[int]) -> np.ndarray:
         """Frames through ``vr[i]`` (exact: ``seek_accurate`` then ``next``), each one cut
         out of decord's row-padded buffer: ``height`` rows of ``stride`` bytes."""
-        height, width = int(self.metadata.height), int(self.metadata.width)
-        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+        height, width = (self._size if self._torch_resize is None
+                         else (int(self.metadata.height), int(self.metadata.width)))
+        out = allocate_frames((len(indices), height, width, 3), torch.uint8)
         for slot, i in enumerate(indices):
             raw = vr[i].asnumpy()
             if raw.shape == (height, width, 3):
@@ -331,7 +358,7 @@ class DecordVideoReader:
         """Frames at sorted, unique indices: ``(uint8 (N, H, W, 3), pts, durations)``."""
         indices = list(indices)
         if not indices:
-            h, w = int(self.metadata.height or 0), int(self.metadata.width or 0)
+            h, w = self._size
             return torch.empty((0, h, w, 3), dtype=torch.uint8), torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.float64)
         with self._lock:
             vr = self._vr()
@@ -356,8 +383,11 @@ class DecordVideoReader:
                     f"{_clean(exc)}"
                 ) from exc
         index = torch.tensor(indices, dtype=torch.long)
+        frames = torch.from_numpy(np.ascontiguousarray(data))
+        if self._torch_resize is not None:
+            frames = self._torch_resize.apply(frames)
         return (
-            torch.from_numpy(np.ascontiguousarray(data)),
+            frames,
             self.frame_pts[index],
             self.frame_durations[index],
         )
@@ -482,6 +512,9 @@ class DecordBackend:
         # build, where lossy decoders may differ by float rounding.
         tolerance={"cpu": Tolerance(audio_max_abs=1e-5)},
         notes="decord's bundled FFmpeg (decord2: FFmpeg 8; decord 0.6: no AV1)",
+        # A leading Resize runs in decord's own scaler (VideoReader width/height); crops are
+        # the facade's.
+        transforms=frozenset({"resize"}),
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
@@ -505,10 +538,12 @@ class DecordBackend:
             cls._checked = True
         return cls._reason
 
-    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu"):
+    def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None):
         if seek_mode != "exact":
             raise UnsupportedRequestError("decord has only an exact frame index (seek_mode='exact')")
-        return DecordVideoReader(source, stream_index=stream_index, num_threads=num_threads)
+        return DecordVideoReader(source, stream_index=stream_index, num_threads=num_threads,
+                                 transforms=transforms)
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
         return DecordAudioReader(

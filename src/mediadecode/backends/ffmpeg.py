@@ -31,6 +31,7 @@ from ..engine import (
     DecoderSetup,
     FrameTiming,
     GopParallelDecoder,
+    OutputFormat,
     plan_gop_chunks,
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
@@ -48,9 +49,15 @@ from ..pyav import (
     select_stream,
 )
 from ..sources import Source
+from ..transforms import TransformRequest
+from ..wav import WavReader
 from .ffmpeg_audio import FFmpegAudioReader
+from .ffmpeg_encoder import FFMPEG_ENCODER_CAPABILITIES, PyAVStreamEncoder
 
 __all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader"]
+
+# 8-bit 4:2:0 formats whose even-sized frames swscale converts with its unscaled converter.
+_PLAIN_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12", "nv21"})
 
 # Version of what this reader stores in the index cache.
 _CACHE_VERSION = 1
@@ -87,6 +94,10 @@ class FFmpegVideoReader:
         num_threads: FFmpeg decoding threads (0: automatic); ignored when ``setup`` is given.
         setup: how the decoder is opened and where frames go (default: FFmpeg's software
             decoders, RGB by swscale; the nvdec backend passes its own).
+        transforms: resize/crop steps applied inside FFmpeg's conversion, after the rotation
+            (then ``frames_are_rotated`` is True).
+        output_dtype: ``"uint8"``, ``"float32"`` (FFmpeg's ``rgb48`` over 65535) or ``"auto"``
+            (float32 for sources of more than 8 bits per sample, as torchcodec 0.17).
         frame_mappings: ffprobe's frame list (torchcodec's ``custom_frame_mappings``): the
             exact-mode index, used instead of the index cache and the packet scan.
 
@@ -103,6 +114,7 @@ class FFmpegVideoReader:
             the stream's).
     """
 
+    _cursor: DecodeCursor  # set once the stream is chosen
     frames_are_rotated = False
     fills_positions = True  # get_* accept ``positions`` (see mediadecode.engine.output)
     # Below this many frames to decode in all, GOP-parallel threads are not worth starting.
@@ -110,6 +122,7 @@ class FFmpegVideoReader:
 
     def __init__(self, source: Source, *, stream_index: int | None, seek_mode: str,
                  num_threads: int = 0, setup: DecoderSetup | None = None,
+                 transforms: TransformRequest | None = None, output_dtype: str = "uint8",
                  frame_mappings: FrameMappings | None = None):
         av = import_av()
         self._frame_mappings = frame_mappings
@@ -119,9 +132,9 @@ class FFmpegVideoReader:
         self._num_threads = num_threads
         self._parked = False
         self._parallel: GopParallelDecoder | None = None
-        self._cursor: DecodeCursor | None = None
         self.frame_index: FrameIndex | None = None
-        media = self._setup.open(source)
+        media: MediaHandle | None = self._setup.open(source)
+        assert media is not None
         try:
             self.container_metadata = container_metadata(media.container)
             stream = select_stream(media.container, source, "video", stream_index)
@@ -148,10 +161,12 @@ class FFmpegVideoReader:
                     f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
                 )
             index = self.frame_index
-            self._output = self._setup.output_stage(
-                self._coded_size,
-                FrameTiming(self._tb, index.duration_after if index else None, meta.average_fps),
-            )
+            timing = FrameTiming(self._tb, index.duration_after if index else None, meta.average_fps)
+            fmt = self._output_format(transforms, output_dtype)
+            if fmt is None:
+                self._output = self._setup.output_stage(self._coded_size, timing)
+            else:
+                self._output = self._setup.output_stage(self._coded_size, timing, fmt)
             self._writer = self._output.writer()
             if self._setup.threaded:
                 lifecycle.park_before_fork(self)
@@ -173,11 +188,11 @@ class FFmpegVideoReader:
         and the first frame's facts (cache, else a decode), written into the metadata."""
         cursor = self._cursor
         stream = cursor.stream
-        key = self._source.cache_key(cursor.media.file, "ffmpeg-video", _CACHE_VERSION, stream.index)
+        key = self._source.cache_key(cursor.media.file if cursor.media else None, "ffmpeg-video", _CACHE_VERSION, stream.index)
         cached = index_cache.lookup(key) or {}
         if self._frame_mappings is not None:
             index = FrameIndex.from_ffprobe_json(self._frame_mappings, self._tb)
-            index.check_mapped(first_packet_pts(cursor.media.container, stream),
+            index.check_mapped(first_packet_pts(cursor.container, stream),
                                f"{self._source.name}, stream {stream.index}")
             cursor.seek_to_start()
             self._set_index(index)
@@ -204,9 +219,13 @@ class FFmpegVideoReader:
         return None if self.frame_index is None else self.frame_index.key_frame_indices
 
     def _scan(self) -> FrameIndex:
-        """The exact index from one pass over the stream's packets (demux only, no decoding)."""
+        """The exact index: from the MP4/MOV header where the container allows (a remote file is
+        then not read whole), else from one pass over the stream's packets (demux only)."""
         cursor = self._cursor
-        index = FrameIndex.from_packets(cursor.media.container.demux(cursor.stream), self._tb)
+        index = FrameIndex.from_header(cursor.container, cursor.stream)
+        if index is not None:
+            return index
+        index = FrameIndex.from_packets(cursor.container.demux(cursor.stream), self._tb)
         cursor.seek_to_start()
         return index
 
@@ -228,6 +247,25 @@ class FFmpegVideoReader:
         info.apply_to(meta)
         self._coded_size = (info.width, info.height)
 
+    def _output_format(self, transforms: TransformRequest | None, output_dtype: str) -> OutputFormat | None:
+        """The conversion torchcodec 0.17 would do, or None for plain uint8 RGB of an 8-bit
+        4:2:0 source of even size: swscale's unscaled converter, whose pixels are the same
+        whatever path torchcodec takes (rotated by the facade). Every other source (more than 8
+        bits, 4:2:2/4:4:4, odd sizes), float output and transforms are converted as torchcodec
+        converts them, rotation included."""
+        meta = self.metadata
+        deep = (meta.bit_depth or 8) > 8
+        dtype = output_dtype
+        if dtype == "auto":
+            dtype = "float32" if deep else "uint8"
+        width, height = self._coded_size
+        plain = meta.pixel_format in _PLAIN_FORMATS and width % 2 == 0 and height % 2 == 0
+        if transforms is None and dtype == "uint8" and plain:
+            return None
+        plan = None if transforms is None else transforms.resolve(meta.height, meta.width)
+        self.frames_are_rotated = True
+        return OutputFormat(dtype=dtype, plan=plan, rotation=meta.rotation)
+
     @property
     def frame_pts(self):
         return None if self.frame_index is None else self.frame_index.pts_seconds
@@ -242,7 +280,8 @@ class FFmpegVideoReader:
         """Free the container and its decoder threads, keeping the frame index; the next
         request reopens the source (see :mod:`mediadecode.lifecycle`)."""
         with self._lock:
-            if self._cursor is None or not self._cursor.is_open:
+            cursor = getattr(self, "_cursor", None)
+            if cursor is None or not cursor.is_open:
                 return
             self._close_decoders()
             self._parked = True
@@ -260,8 +299,9 @@ class FFmpegVideoReader:
         parallel, self._parallel = self._parallel, None
         if parallel is not None:
             parallel.close()
-        if self._cursor is not None:
-            self._cursor.close()
+        cursor = getattr(self, "_cursor", None)
+        if cursor is not None:
+            cursor.close()
 
     def __del__(self) -> None:
         try:
@@ -313,7 +353,7 @@ class FFmpegVideoReader:
             cursor = self._ensure_open()
             index = self.frame_index
             if index is None:
-                fps = self.metadata.average_fps
+                fps = self.metadata.average_fps or 1.0  # approximate mode needs a rate (checked at open)
                 begin = self.metadata.begin_stream_seconds or 0.0
                 return self._played_at(cursor, [begin + (i + 0.5) / fps for i in indices], positions)
             targets = [index.pts[i] for i in indices]
@@ -355,8 +395,11 @@ class FFmpegBackend:
 
     name = "ffmpeg"
     priority = 100
-    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"),
-                                frame_mappings=True)
+    capabilities = Capabilities(
+        devices=("cpu",), media_types=("video", "audio"),
+        transforms=frozenset({"resize", "crop"}), output_dtypes=("uint8", "float32"),
+        frame_mappings=True,
+    )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
     media_types = capabilities.media_types
@@ -371,13 +414,28 @@ class FFmpegBackend:
         return None
 
     def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None, output_dtype="uint8",
                    frame_mappings: FrameMappings | None = None):
         return FFmpegVideoReader(
             source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
-            frame_mappings=frame_mappings,
+            transforms=transforms, output_dtype=output_dtype, frame_mappings=frame_mappings,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
+        # Plain PCM WAV without resampling or mixing: the samples straight from the bytes.
+        if stream_index in (None, 0):
+            wav = WavReader.open_if_plain_wav(source)
+            if wav is not None:
+                if sample_rate in (None, wav.sample_rate) and num_channels in (None, wav.num_channels):
+                    return wav
+                wav.close()
         return FFmpegAudioReader(
             source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
         )
+
+    # Encoding (mediadecode.encoders): PyAV's encoders and muxers, in ffmpeg_encoder.
+    encoder_capabilities = FFMPEG_ENCODER_CAPABILITIES
+
+    def open_encoder(self, target, video, audio):
+        """A :class:`~mediadecode.backends.ffmpeg_encoder.PyAVStreamEncoder` writing ``target``."""
+        return PyAVStreamEncoder(target, video, audio)

@@ -2,18 +2,51 @@
 
 ``av.AudioResampler`` (libswresample) turns any sample format into float32 in [-1, 1] and does the
 resampling and channel mixing that ``sample_rate=``/``num_channels=`` ask for.
+
+Exactness. The reference is FFmpeg's full decode: every frame of the stream decoded in order and
+pushed through one resampler, the outputs concatenated (what ``ffmpeg -i X -ar R -f f32le`` and
+PyAV's ``decode`` + ``AudioResampler`` give). Output sample ``k`` is played at ``origin + k / rate``
+(:class:`~mediadecode.sample_grid.SampleGrid`, ``origin`` the pts of the first decoded frame), and
+a range returns exactly the samples of its grid indices. The reader gets them in two ways:
+
+- **Cursor.** The reader keeps its decode position: a range that starts at or shortly after the
+  end of the previous one continues the same decode, resampler state included, so consecutive
+  chunks are the full decode cut in pieces, bit for bit, for every codec and resampling.
+- **Anchored seek.** Any other range seeks to a keyframe before it (with a codec pre-roll), maps
+  the first decoded frame to its input sample position from its pts, drops input up to an *anchor*
+  and starts a fresh resampler there. The anchor is a multiple of ``in_rate / gcd(in_rate,
+  rate)`` input samples, so the resampler's output grid coincides with the full decode's, and lies
+  a warm-up before the range, so the filter history has converged: the samples equal the full
+  decode's bit for bit wherever the decoder's own output after a seek does (PCM, FLAC, MP3, AAC
+  without perceptual noise substitution, whose noise generator carries state). Decoders whose state a seek resets converge instead: MP2 to within one 16-bit step (its
+  fixed-point synthesis carries a rounding state), Opus and Vorbis to within about 1e-3.
+  Positions come from timestamps only when they identify each sample: a container time base
+  coarser than a sample (Matroska's 1 ms) is calibrated on the first frames (a constant offset
+  between timestamps and sample counts, as constant-size Opus frames give), and where no constant
+  offset holds, or the format cannot seek (SWF), the reader decodes forward from the start. Either way, ranges tile: no sample lost or repeated.
+
+Damaged streams are followed as FFmpeg's CLI follows them: a packet that fails to decode is
+skipped (the resync after a seek into an MPEG program stream), and a mid-stream change of sample
+rate or channel layout rebuilds the resampler, whose output keeps the first format.
+
+The reader composes four parts of :mod:`mediadecode.engine`:
+:class:`~mediadecode.engine.audio_input.AudioInput` (the container: open, reopen, seek, frames),
+:class:`~mediadecode.engine.audio_clock.SampleClock` (pts to sample positions, the calibration),
+:class:`~mediadecode.engine.audio_convert.AudioConverter` (libswresample) and
+:class:`~mediadecode.engine.audio_cursor.AudioCursor` (runs, seeks and anchors).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from ..errors import DecodingError, InvalidMediaError
-from ..metadata import AudioStreamMetadata
-from ..pyav import av_reason, container_metadata, import_av, open_container, select_stream
+from ..engine.audio_clock import SampleClock
+from ..engine.audio_convert import AudioConverter, layout_name
+from ..engine.audio_cursor import AudioCursor
+from ..engine.audio_input import AudioInput
+from ..errors import DecodingError, InvalidMediaError, MediaDecodeError
+from ..pyav import av_reason, import_av
 from ..sources import Source
 
 __all__ = ["FFmpegAudioReader"]
@@ -22,8 +55,22 @@ __all__ = ["FFmpegAudioReader"]
 class FFmpegAudioReader:
     """An audio stream read with PyAV; conversion by libswresample (``av.AudioResampler``).
 
-    Implements :class:`~mediadecode.protocol.AudioStreamReader`.
+    Implements :class:`~mediadecode.protocol.AudioStreamReader` and returns exact ranges
+    (``returns_exact_range``): see the module docstring for the guarantee.
+
+    Args:
+        source: the media.
+        stream_index: absolute index of the audio stream; None picks FFmpeg's best.
+        sample_rate: output rate in Hz; None keeps the stream's.
+        num_channels: output channel count; None keeps the stream's.
+
+    Raises:
+        InvalidMediaError: PyAV cannot read the stream, or it has no sample rate.
+        StreamNotFoundError, SourceNotFoundError: as :func:`mediadecode.pyav.open_container`
+            and :func:`mediadecode.pyav.select_stream`.
     """
+
+    returns_exact_range = True
 
     def __init__(
         self,
@@ -35,24 +82,27 @@ class FFmpegAudioReader:
     ):
         av = import_av()
         self._source = source
-        self._used = False  # True once the container was read past its initial position
-        self._media = open_container(source)
-        self._container = self._media.container
+        self._input: AudioInput | None = None
         try:
-            self.container_metadata = container_metadata(self._container)
-            stream = select_stream(self._container, source, "audio", stream_index)
-            self._stream = stream
-            meta = self.container_metadata.streams[stream.index]
-            assert isinstance(meta, AudioStreamMetadata)
-            self.metadata = meta
+            self._input = media = AudioInput(source, stream_index)
+            self.container_metadata = media.container_metadata
+            meta = self.metadata = media.metadata
+            stream = media.stream
             if not meta.sample_rate:
                 raise InvalidMediaError(f"{source.name}: audio stream {stream.index} has no sample rate")
+            in_rate = int(meta.sample_rate)
             self.sample_rate = int(sample_rate or meta.sample_rate)
             self.num_channels = int(num_channels or meta.num_channels or 1)
+            # The output layout is fixed at open, so that a mid-stream layout change is mixed to it.
+            layout = layout_name(self.num_channels)
             if num_channels is None:
-                self._layout = None  # keep the source's layout exactly
-            else:
-                self._layout = {1: "mono", 2: "stereo"}.get(num_channels, f"{num_channels}c")
+                cc_layout = stream.codec_context.layout
+                if cc_layout is not None and cc_layout.nb_channels == self.num_channels:
+                    layout = cc_layout.name
+            passthrough = self.sample_rate == in_rate and num_channels is None
+            clock = SampleClock(in_rate, self.sample_rate, stream.time_base)
+            converter = AudioConverter(self.sample_rate, self.num_channels, layout, passthrough)
+            self._cursor: AudioCursor = AudioCursor(media, clock, converter, meta.begin_stream_seconds or 0.0)
         except av.FFmpegError as exc:
             self.close()
             raise InvalidMediaError(f"{source.name}: cannot read the audio stream: {av_reason(exc)}") from exc
@@ -60,102 +110,44 @@ class FFmpegAudioReader:
             self.close()
             raise
 
-    def _rewind(self) -> None:
-        """Go back to the start of the stream by reopening the container.
-
-        ``seek(0)`` is not equivalent to a fresh open: it lands on the first packet with pts >= 0
-        and skips those before it (the AAC priming packet that an MP4 edit list marks for discard,
-        Opus pre-skip handling), so the first frames decode differently (near-silence instead of
-        the signal). A fresh open decodes them exactly as a plain decode from the start does.
-        """
-        if not self._used:
-            return
-        index = self.metadata.stream_index
-        self._media.close()
-        self._media = open_container(self._source)
-        self._container = self._media.container
-        self._stream = self._container.streams[index]
-        self._used = False
-
     def close(self) -> None:
         """Close the container and its file; idempotent."""
-        media = getattr(self, "_media", None)
-        self._container = None
+        cursor, media = getattr(self, "_cursor", None), getattr(self, "_input", None)
+        if cursor is not None:
+            cursor.reset()
         if media is not None:
             media.close()
 
     def __del__(self) -> None:
         self.close()
 
-    def _preroll_seconds(self) -> float:
-        # Codecs with overlapping transforms or a bit reservoir (AAC, MP3, Opus, Vorbis) need a few
-        # packets before the target to produce the same samples as a decode from the start.
-        cc = self._stream.codec_context
-        frame_size = cc.frame_size or 1024
-        return max(0.1, 4 * frame_size / (self.metadata.sample_rate or 1))
-
     def get_samples_played_in_range(self, start_seconds: float, stop_seconds: float | None):
-        av = import_av()
-        stream = self._stream
-        tb = stream.time_base
-        begin = self.metadata.begin_stream_seconds or 0.0
-        seek_to = start_seconds - self._preroll_seconds()
+        """``(data, pts)``: exactly the samples of the grid indices of ``[start, stop)`` (see the
+        module docstring), float32 ``(num_channels, n)``; ``pts`` is ``start_seconds``, or the
+        stream's origin when the range starts before it.
+
+        Raises:
+            DecodingError: the stream cannot be decoded further (names the file, the time and
+                FFmpeg's reason), or PyAV fails on a damaged stream.
+        """
+        cursor = self._cursor
         try:
-            if seek_to > begin:
-                self._container.seek(int(math.floor(seek_to / tb)), stream=stream, backward=True)
-            else:
-                self._rewind()
-                stream = self._stream
-            self._used = True
-            # Packed float32 ("flt"), one plane: PyAV's to_ndarray on planar frames with more than 8
-            # channels reads past AVFrame.data[8] and crashes.
-            resampler = av.AudioResampler(format="flt", layout=self._layout, rate=self.sample_rate)
-            # Frames already in float32 planar at the output rate and layout (MP3, AAC, Opus and
-            # Vorbis decoders give fltp) are taken as they are: (channels, samples) per frame.
-            direct = self._layout is None and self.sample_rate == self.metadata.sample_rate
-            planar = []  # (channels, samples) arrays; chunks: packed (1, samples * channels)
-            chunks = []
-            first_pts = None
-            next_pts = None
-            num, den = tb.numerator, tb.denominator
-            for frame in self._container.decode(stream):
-                # (pts * num) / den: the correctly rounded seconds, as float(Fraction), cheaper
-                t = (frame.pts * num) / den if frame.pts is not None else next_pts
-                if t is None:
-                    t = begin
-                end = t + frame.samples / frame.sample_rate
-                next_pts = end
-                if stop_seconds is not None and t >= stop_seconds:
-                    break
-                if end <= start_seconds:
-                    continue
-                if first_pts is None:
-                    first_pts = t
-                if (
-                    direct
-                    and not chunks
-                    and frame.format.name == "fltp"
-                    and frame.sample_rate == self.sample_rate
-                    and len(frame.layout.channels) == self.num_channels <= 8
-                ):
-                    planar.append(frame.to_ndarray())
-                    continue
-                if planar:  # the stream changed format mid-way: pack what was taken directly
-                    chunks.append(np.concatenate(planar, axis=1).T.reshape(1, -1))
-                    planar = []
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            if chunks:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray())
-        except av.FFmpegError as exc:
-            raise DecodingError(f"{self._source.name}: audio decoding failed: {av_reason(exc)}") from exc
-        if planar:
-            data = planar[0] if len(planar) == 1 else np.concatenate(planar, axis=1)
-            return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), first_pts
-        if not chunks:
-            return torch.empty((self.num_channels, 0), dtype=torch.float32), (
-                first_pts if first_pts is not None else start_seconds
-            )
-        data = np.concatenate(chunks, axis=1).reshape(-1, self.num_channels).T
-        return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), first_pts
+            grid = cursor.ensure_timing()
+            lo, hi = grid.span(start_seconds, stop_seconds)
+            pts = max(float(start_seconds), grid.origin)
+            if hi is not None and hi <= lo:
+                return torch.empty((self.num_channels, 0), dtype=torch.float32), pts
+            parts = cursor.run_for(lo).take(lo, hi)
+        except MediaDecodeError:
+            cursor.reset()
+            raise
+        except Exception as exc:  # PyAV, numpy: a damaged stream; never a raw error
+            cursor.reset()
+            raise DecodingError(
+                f"{self._source.name}: audio decoding failed in [{start_seconds}, {stop_seconds}) s: "
+                f"{av_reason(exc)} ({type(exc).__name__})"
+            ) from exc
+        if not parts:
+            return torch.empty((self.num_channels, 0), dtype=torch.float32), pts
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), pts

@@ -505,7 +505,9 @@ class NVDECSetup:
                 else:
                     mine.pixel_format = getattr(plain, "pixel_format", None)
 
-    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming):
+    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming, fmt=None):
+        # fmt is always None here: the nvdec backend declares no native transforms or float
+        # output (the facade applies them on the device).
         if not self.on_gpu:  # decoded on the CPU (fallback): swscale, then upload
             return CpuRGBOutput(coded_size, timing, device=self.device)
         return NVDECOutput(coded_size, timing, self.device, self.policy)

@@ -41,6 +41,7 @@ from ..metadata import (
     resolve_video,
 )
 from ..sources import Source
+from .torchcodec_encoder import TORCHCODEC_ENCODER_CAPABILITIES, TorchCodecStreamEncoder
 
 __all__ = ["TorchCodecBackend", "TorchCodecVideoReader", "TorchCodecAudioReader"]
 
@@ -204,6 +205,36 @@ def _check_stream(source: Source, cmeta: ContainerMetadata, media_type: str, str
     return stream_index
 
 
+def _torchcodec_transforms(plan) -> list:
+    """A resolved :class:`~mediadecode.transforms.TransformPlan` as torchcodec 0.17 transform
+    objects. A crop at a drawn location (our ``RandomCrop``, drawn once by the decoder) is
+    handed over as torchcodec's own fixed-location crop spec (``"crop, h, w, x, y"``, what its
+    ``RandomCrop`` produces), through a ``DecoderTransform`` subclass, so torchcodec does not
+    draw again."""
+    from torchcodec import transforms as tct
+
+    class FixedCrop(tct.DecoderTransform):
+        def __init__(self, height: int, width: int, left: int, top: int):
+            self.size = (height, width)
+            self.left, self.top = left, top
+
+        def _make_transform_spec(self, input_dims) -> str:
+            return f"crop, {self.size[0]}, {self.size[1]}, {self.left}, {self.top}"
+
+        def _get_output_dims(self):
+            return self.size
+
+    out = []
+    for step in plan.steps:
+        if step.kind == "resize":
+            out.append(tct.Resize((step.height, step.width)))
+        elif step.left is None:
+            out.append(tct.CenterCrop((step.height, step.width)))
+        else:
+            out.append(FixedCrop(step.height, step.width, step.left, step.top))
+    return out
+
+
 class TorchCodecVideoReader:
     """A video stream read with ``torchcodec.decoders.VideoDecoder``.
 
@@ -228,6 +259,8 @@ class TorchCodecVideoReader:
         seek_mode: str,
         num_threads: int,
         device: str,
+        transforms=None,
+        output_dtype: str = "uint8",
         frame_mappings: FrameMappings | None = None,
     ):
         self._source = source
@@ -240,11 +273,16 @@ class TorchCodecVideoReader:
         index = _check_stream(source, cmeta, "video", stream_index)
         decoders = _decoders()
         extra = {}
+        if transforms is not None:
+            shown = cmeta.streams[index]
+            extra["transforms"] = _torchcodec_transforms(
+                transforms.resolve(getattr(shown, "height", None), getattr(shown, "width", None))
+            )
+        if output_dtype != "uint8":
+            extra["output_dtype"] = torch.float32 if output_dtype == "float32" else "auto"
         if frame_mappings is not None:
             self.frame_index = _mapped_index(source, index, frame_mappings)
             extra["custom_frame_mappings"] = json.dumps(self.frame_index.as_ffprobe_json())
-        else:
-            extra["seek_mode"] = seek_mode
         try:
             self._dec = decoders.VideoDecoder(
                 _tc_source(source),
@@ -252,6 +290,7 @@ class TorchCodecVideoReader:
                 dimension_order="NHWC",
                 num_ffmpeg_threads=int(num_threads),
                 device=device,
+                seek_mode=seek_mode,
                 **extra,
             )
         except Exception as exc:
@@ -490,6 +529,9 @@ class TorchCodecBackend:
             "cuda": Tolerance(max_abs=64, mean_abs=3.0, audio_max_abs=1e-5),
         },
         notes="system FFmpeg 4-8 shared libraries; CUDA through NVDEC",
+        # torchcodec 0.17 applies decoder transforms (CPU only) and float output itself.
+        transforms=frozenset({"resize", "crop"}),
+        output_dtypes=("uint8", "float32"),
         frame_mappings=True,  # handed to torchcodec's custom_frame_mappings
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
@@ -531,6 +573,7 @@ class TorchCodecBackend:
         return None
 
     def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
+                   transforms=None, output_dtype="uint8",
                    frame_mappings: FrameMappings | None = None):
         if device.split(":", 1)[0] == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError(
@@ -545,10 +588,18 @@ class TorchCodecBackend:
                 _decoders().set_nvdec_cache_capacity(capacity)
         return TorchCodecVideoReader(
             source, stream_index=stream_index, seek_mode=seek_mode, num_threads=num_threads,
-            device=device, frame_mappings=frame_mappings,
+            device=device, transforms=transforms, output_dtype=output_dtype,
+            frame_mappings=frame_mappings,
         )
 
     def open_audio(self, source: Source, *, stream_index, sample_rate, num_channels):
         return TorchCodecAudioReader(
             source, stream_index=stream_index, sample_rate=sample_rate, num_channels=num_channels
         )
+
+    # Encoding (mediadecode.encoders): torchcodec's Encoder, in torchcodec_encoder.
+    encoder_capabilities = TORCHCODEC_ENCODER_CAPABILITIES
+
+    def open_encoder(self, target, video, audio):
+        """A :class:`~mediadecode.backends.torchcodec_encoder.TorchCodecStreamEncoder`."""
+        return TorchCodecStreamEncoder(target, video, audio)

@@ -8,6 +8,8 @@
   :mod:`~mediadecode.engine.parallel`, which runs its plans in threads.
 - :mod:`~mediadecode.engine.setup`: :class:`DecoderSetup`, how a reader opens and configures its
   decoder and picks its output stage (CPU here, NVDEC in the nvdec backend).
+- ``audio_input``, ``audio_clock``, ``audio_convert``, ``audio_cursor``: the parts of the ffmpeg
+  backend's audio reader (:class:`mediadecode.backends.ffmpeg_audio.FFmpegAudioReader`).
 
 The frame index is :class:`mediadecode.frame_index.FrameIndex`; the reader that composes these
 stages is :class:`mediadecode.backends.ffmpeg.FFmpegVideoReader`.
@@ -15,7 +17,7 @@ stages is :class:`mediadecode.backends.ffmpeg.FFmpegVideoReader`.
 
 from .cursor import DecodeCursor
 from .gop_plan import plan_gop_chunks
-from .output import CpuRGBOutput, FrameTiming, FrameWriter, OutputBatch, OutputStage
+from .output import CpuRGBOutput, FrameTiming, FrameWriter, OutputBatch, OutputFormat, OutputStage
 from .parallel import GopParallelDecoder
 from .setup import CpuDecoderSetup, DecoderSetup
 
@@ -28,6 +30,7 @@ __all__ = [
     "FrameWriter",
     "GopParallelDecoder",
     "OutputBatch",
+    "OutputFormat",
     "OutputStage",
     "plan_gop_chunks",
 ]

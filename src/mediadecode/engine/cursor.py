@@ -165,9 +165,20 @@ class DecodeCursor:
         """FFmpeg's reason for the last packet the decoder rejected ("" if none)."""
         return self._packets.last_error
 
+    @property
+    def container(self) -> Any:
+        """The open PyAV container.
+
+        Raises:
+            ValueError: the cursor is closed.
+        """
+        if self.media is None:
+            raise ValueError(f"{self.source_name}: the decoder is closed")
+        return self.media.container
+
     def seek_to_start(self) -> None:
         try:
-            self.media.container.seek(0, backward=True, any_frame=False)
+            self.container.seek(0, backward=True, any_frame=False)
         except import_av().FFmpegError:
             # Some demuxers (HLS, concat lists: allow_playlists=True) refuse to seek: open the
             # source again, which starts at the beginning.
@@ -179,7 +190,7 @@ class DecodeCursor:
     def seek(self, ts: int) -> None:
         """Seek to the keyframe at or before ``ts`` (ticks)."""
         try:
-            self.media.container.seek(ts, backward=True, any_frame=False, stream=self.stream)
+            self.container.seek(ts, backward=True, any_frame=False, stream=self.stream)
         except import_av().FFmpegError:
             # A demuxer that cannot seek there (a concat list past its first file): decode
             # forward from the start instead.
@@ -194,7 +205,7 @@ class DecodeCursor:
             self._pending = None
         else:
             if self._frames is None:
-                self._frames = _decoded_frames(self.media.container, self.stream, self._packets, self.source_name)
+                self._frames = _decoded_frames(self.container, self.stream, self._packets, self.source_name)
             frame = next(self._frames, None)
             if frame is None:
                 self._frames = None

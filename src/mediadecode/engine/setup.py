@@ -15,7 +15,7 @@ from ..metadata import ContainerMetadata, VideoStreamMetadata
 from ..pyav import FirstFrameInfo, MediaHandle, first_frame_info, open_container
 from ..sources import Source
 from .cursor import DecodeCursor
-from .output import CpuRGBOutput, FrameTiming, OutputStage
+from .output import CpuRGBOutput, FrameTiming, OutputFormat, OutputStage
 
 __all__ = ["DecoderSetup", "CpuDecoderSetup"]
 
@@ -55,8 +55,10 @@ class DecoderSetup(Protocol):
         """Correct what the container reports under this decoder (a GPU pixel format)."""
         ...
 
-    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming) -> OutputStage:
-        """Where decoded frames go."""
+    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming,
+                     fmt: OutputFormat | None = None) -> OutputStage:
+        """Where decoded frames go; ``fmt`` (dtype, transforms, rotation) is only passed by
+        readers whose backend declares those capabilities."""
         ...
 
 
@@ -95,8 +97,9 @@ class CpuDecoderSetup:
     def fix_metadata(self, container_metadata, stream_metadata) -> None:
         return None
 
-    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming) -> OutputStage:
-        return CpuRGBOutput(coded_size, timing)
+    def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming,
+                     fmt: OutputFormat | None = None) -> OutputStage:
+        return CpuRGBOutput(coded_size, timing, fmt=fmt)
 
     def single_threaded(self) -> "CpuDecoderSetup":
         """The same setup with one thread (for GOP-parallel workers)."""

@@ -16,6 +16,13 @@ Clips that would run past the end of the video are completed by ``policy``:
 - ``"repeat_last"`` (default): repeat the clip's last valid frame;
 - ``"wrap"``: start again from the clip's first frame;
 - ``"error"``: raise :class:`ValueError`.
+
+Audio windows: :func:`windows_at_random_timestamps` and :func:`windows_at_regular_timestamps` take
+``num_windows`` windows of ``window_seconds`` from an :class:`~mediadecode.AudioDecoder` (or a
+:class:`~mediadecode.WavDecoder`) with the same range arguments, policies (``"repeat_last"``
+repeats the last sample) and ``seed``/``generator``; they return :class:`AudioWindows`, ``data``
+``(num_windows, num_channels, num_samples)``. No peer has them; each window is exactly the samples
+of the full decode from its start, and overlapping windows are decoded once.
 """
 
 from ._clips import (
@@ -24,10 +31,14 @@ from ._clips import (
     clips_at_regular_indices,
     clips_at_regular_timestamps,
 )
+from ._windows import AudioWindows, windows_at_random_timestamps, windows_at_regular_timestamps
 
 __all__ = [
     "clips_at_random_indices",
     "clips_at_regular_indices",
     "clips_at_random_timestamps",
     "clips_at_regular_timestamps",
+    "AudioWindows",
+    "windows_at_random_timestamps",
+    "windows_at_regular_timestamps",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -88,6 +89,18 @@ def _as_clips(frames: FrameBatch, num_clips: int, num_frames_per_clip: int) -> F
     )
 
 
+def _completed(clips: Iterable[list], num_frames_per_clip: int, policy: str) -> list:
+    """The clips' values (indices or times) end to end, each clip that runs past the end of the
+    video completed to ``num_frames_per_clip`` values by ``policy``."""
+    complete = _POLICIES[policy]
+    values: list = []
+    for clip in clips:
+        if len(clip) < num_frames_per_clip:
+            clip = complete(clip, num_frames_per_clip)
+        values += clip
+    return values
+
+
 # -- index based -----------------------------------------------------------------------------------
 
 
@@ -120,25 +133,38 @@ def _index_range(num_frames: int, span: int, start: int, end: int | None) -> tup
     return start, end
 
 
-def _index_sampler(kind, decoder, *, num_clips, num_frames_per_clip, num_indices_between_frames,
-                   sampling_range_start, sampling_range_end, policy, seed=None, generator=None):
-    num_frames = _check_common(decoder, num_frames_per_clip, policy)
-    num_clips = _positive_int("num_clips", num_clips)
-    step = _positive_int("num_indices_between_frames", num_indices_between_frames)
-    span = step * (num_frames_per_clip - 1) + 1  # first to last frame of a clip, both included
-    start, end = _index_range(num_frames, span, sampling_range_start, sampling_range_end)
-    if kind == "random":
-        starts = torch.randint(start, end, (num_clips,), generator=_generator(seed, generator))
-    else:
-        starts = torch.linspace(start, end - 1, steps=num_clips, dtype=torch.int)
-    complete = _POLICIES[policy]
-    indices: list[int] = []
-    for first in starts.tolist():
-        clip = list(range(first, min(first + span, num_frames), step))
-        if len(clip) < num_frames_per_clip:
-            clip = complete(clip, num_frames_per_clip)
-        indices += clip
-    return _as_clips(decoder.get_frames_at(indices), num_clips, num_frames_per_clip)
+@dataclass(frozen=True)
+class _IndexClips:
+    """What both index samplers check and read: ``num_clips`` clips whose starts lie in
+    ``[start, end)``, each ``num_frames_per_clip`` frames ``step`` indices apart."""
+
+    num_frames: int
+    num_clips: int
+    num_frames_per_clip: int
+    step: int
+    span: int  # first to last frame of a clip, both included
+    start: int
+    end: int
+    policy: str
+
+    @classmethod
+    def check(cls, decoder, num_clips, num_frames_per_clip, num_indices_between_frames,
+              sampling_range_start, sampling_range_end, policy) -> "_IndexClips":
+        num_frames = _check_common(decoder, num_frames_per_clip, policy)
+        num_clips = _positive_int("num_clips", num_clips)
+        step = _positive_int("num_indices_between_frames", num_indices_between_frames)
+        span = step * (num_frames_per_clip - 1) + 1
+        start, end = _index_range(num_frames, span, sampling_range_start, sampling_range_end)
+        return cls(num_frames, num_clips, num_frames_per_clip, step, span, start, end, policy)
+
+    def read(self, decoder, starts: torch.Tensor) -> FrameBatch:
+        """The clips starting at ``starts`` (one index per clip)."""
+        indices = _completed(
+            (list(range(first, min(first + self.span, self.num_frames), self.step))
+             for first in starts.tolist()),
+            self.num_frames_per_clip, self.policy,
+        )
+        return _as_clips(decoder.get_frames_at(indices), self.num_clips, self.num_frames_per_clip)
 
 
 def clips_at_random_indices(
@@ -153,12 +179,11 @@ def clips_at_random_indices(
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> FrameBatch:
-    return _index_sampler(
-        "random", decoder, num_clips=num_clips, num_frames_per_clip=num_frames_per_clip,
-        num_indices_between_frames=num_indices_between_frames,
-        sampling_range_start=sampling_range_start, sampling_range_end=sampling_range_end,
-        policy=policy, seed=seed, generator=generator,
-    )
+    clips = _IndexClips.check(decoder, num_clips, num_frames_per_clip, num_indices_between_frames,
+                              sampling_range_start, sampling_range_end, policy)
+    starts = torch.randint(clips.start, clips.end, (clips.num_clips,),
+                           generator=_generator(seed, generator))
+    return clips.read(decoder, starts)
 
 
 def clips_at_regular_indices(
@@ -171,12 +196,10 @@ def clips_at_regular_indices(
     sampling_range_end: int | None = None,
     policy: Policy = "repeat_last",
 ) -> FrameBatch:
-    return _index_sampler(
-        "regular", decoder, num_clips=num_clips, num_frames_per_clip=num_frames_per_clip,
-        num_indices_between_frames=num_indices_between_frames,
-        sampling_range_start=sampling_range_start, sampling_range_end=sampling_range_end,
-        policy=policy,
-    )
+    clips = _IndexClips.check(decoder, num_clips, num_frames_per_clip, num_indices_between_frames,
+                              sampling_range_start, sampling_range_end, policy)
+    starts = torch.linspace(clips.start, clips.end - 1, steps=clips.num_clips, dtype=torch.int)
+    return clips.read(decoder, starts)
 
 
 _INDEX_ARGS_DOC = """
@@ -205,63 +228,61 @@ clips_at_regular_indices.__doc__ = (
 # -- time based ------------------------------------------------------------------------------------
 
 
-def _time_sampler(kind, decoder, *, num_clips, seconds_between_clip_starts, num_frames_per_clip,
-                  seconds_between_frames, sampling_range_start, sampling_range_end, policy,
-                  seed=None, generator=None):
-    _check_common(decoder, num_frames_per_clip, policy)
-    meta = decoder.metadata
-    if kind == "random":
-        num_clips = _positive_int("num_clips", num_clips)
-    elif not seconds_between_clip_starts > 0:
-        raise ValueError(
-            f"seconds_between_clip_starts ({seconds_between_clip_starts}) must be > 0"
-        )
-    if meta.average_fps is None or meta.end_stream_seconds is None:
-        raise ValueError(
-            "the video's frame rate or end time is unknown; use an index-based sampler"
-        )
-    if seconds_between_frames is None:
-        seconds_between_frames = 1 / meta.average_fps
-    elif not seconds_between_frames > 0:
-        raise ValueError(f"seconds_between_frames ({seconds_between_frames}) must be > 0")
-    begin, end_stream = meta.begin_stream_seconds, meta.end_stream_seconds
+@dataclass(frozen=True)
+class _TimeClips:
+    """What both timestamp samplers check and read: clips whose starts lie in ``[start, end)``
+    seconds, each ``num_frames_per_clip`` sampling times ``seconds_between_frames`` apart."""
 
-    start = sampling_range_start
-    if start is None:
-        start = begin
-    elif not begin <= start < end_stream:
-        raise ValueError(
-            f"sampling_range_start ({start}) must be in [{begin}, {end_stream})"
-        )
-    end = sampling_range_end
-    if end is None:
-        end = end_stream - (num_frames_per_clip - 1) * seconds_between_frames
-    elif end <= begin:
-        raise ValueError(f"sampling_range_end ({end}) must be greater than {begin}")
-    if start >= end:
-        raise ValueError(
-            f"sampling_range_start ({start}) must be smaller than sampling_range_end ({end})"
-        )
-    end = min(end, end_stream)
+    num_frames_per_clip: int
+    seconds_between_frames: float
+    start: float
+    end: float
+    end_stream: float
+    policy: str
 
-    if kind == "random":
-        starts = (
-            torch.rand(num_clips, dtype=torch.float64, generator=_generator(seed, generator))
-            * (end - start) + start
+    @classmethod
+    def check(cls, decoder, num_frames_per_clip, seconds_between_frames, sampling_range_start,
+              sampling_range_end, policy) -> "_TimeClips":
+        """Called after :func:`_check_common` and the sampler's own count or spacing check."""
+        meta = decoder.metadata
+        if meta.average_fps is None or meta.end_stream_seconds is None:
+            raise ValueError(
+                "the video's frame rate or end time is unknown; use an index-based sampler"
+            )
+        if seconds_between_frames is None:
+            seconds_between_frames = 1 / meta.average_fps
+        elif not seconds_between_frames > 0:
+            raise ValueError(f"seconds_between_frames ({seconds_between_frames}) must be > 0")
+        begin, end_stream = meta.begin_stream_seconds, meta.end_stream_seconds
+
+        start = sampling_range_start
+        if start is None:
+            start = begin
+        elif not begin <= start < end_stream:
+            raise ValueError(
+                f"sampling_range_start ({start}) must be in [{begin}, {end_stream})"
+            )
+        end = sampling_range_end
+        if end is None:
+            end = end_stream - (num_frames_per_clip - 1) * seconds_between_frames
+        elif end <= begin:
+            raise ValueError(f"sampling_range_end ({end}) must be greater than {begin}")
+        if start >= end:
+            raise ValueError(
+                f"sampling_range_start ({start}) must be smaller than sampling_range_end ({end})"
+            )
+        end = min(end, end_stream)
+        return cls(num_frames_per_clip, seconds_between_frames, start, end, end_stream, policy)
+
+    def read(self, decoder, starts: torch.Tensor) -> FrameBatch:
+        """The clips starting at ``starts`` (float64 seconds, one per clip)."""
+        n, step = self.num_frames_per_clip, self.seconds_between_frames
+        times = _completed(
+            ([t for i in range(n) if (t := first + i * step) < self.end_stream]
+             for first in starts.tolist()),
+            n, self.policy,
         )
-    else:
-        starts = torch.arange(start, end, seconds_between_clip_starts, dtype=torch.float64)
-        starts = starts[starts < end]  # arange's float steps may overshoot
-        num_clips = len(starts)
-    complete = _POLICIES[policy]
-    times: list[float] = []
-    for first in starts.tolist():
-        clip = [t for i in range(num_frames_per_clip)
-                if (t := first + i * seconds_between_frames) < end_stream]
-        if len(clip) < num_frames_per_clip:
-            clip = complete(clip, num_frames_per_clip)
-        times += clip
-    return _as_clips(decoder.get_frames_played_at(times), num_clips, num_frames_per_clip)
+        return _as_clips(decoder.get_frames_played_at(times), len(starts), n)
 
 
 def clips_at_random_timestamps(
@@ -276,12 +297,15 @@ def clips_at_random_timestamps(
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> FrameBatch:
-    return _time_sampler(
-        "random", decoder, num_clips=num_clips, seconds_between_clip_starts=None,
-        num_frames_per_clip=num_frames_per_clip, seconds_between_frames=seconds_between_frames,
-        sampling_range_start=sampling_range_start, sampling_range_end=sampling_range_end,
-        policy=policy, seed=seed, generator=generator,
+    _check_common(decoder, num_frames_per_clip, policy)
+    num_clips = _positive_int("num_clips", num_clips)
+    clips = _TimeClips.check(decoder, num_frames_per_clip, seconds_between_frames,
+                             sampling_range_start, sampling_range_end, policy)
+    starts = (
+        torch.rand(num_clips, dtype=torch.float64, generator=_generator(seed, generator))
+        * (clips.end - clips.start) + clips.start
     )
+    return clips.read(decoder, starts)
 
 
 def clips_at_regular_timestamps(
@@ -294,13 +318,16 @@ def clips_at_regular_timestamps(
     sampling_range_end: float | None = None,
     policy: Policy = "repeat_last",
 ) -> FrameBatch:
-    return _time_sampler(
-        "regular", decoder, num_clips=None,
-        seconds_between_clip_starts=seconds_between_clip_starts,
-        num_frames_per_clip=num_frames_per_clip, seconds_between_frames=seconds_between_frames,
-        sampling_range_start=sampling_range_start, sampling_range_end=sampling_range_end,
-        policy=policy,
-    )
+    _check_common(decoder, num_frames_per_clip, policy)
+    if not seconds_between_clip_starts > 0:
+        raise ValueError(
+            f"seconds_between_clip_starts ({seconds_between_clip_starts}) must be > 0"
+        )
+    clips = _TimeClips.check(decoder, num_frames_per_clip, seconds_between_frames,
+                             sampling_range_start, sampling_range_end, policy)
+    starts = torch.arange(clips.start, clips.end, seconds_between_clip_starts, dtype=torch.float64)
+    starts = starts[starts < clips.end]  # arange's float steps may overshoot
+    return clips.read(decoder, starts)
 
 
 _TIME_ARGS_DOC = """
