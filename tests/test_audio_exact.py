@@ -23,6 +23,8 @@ import torch
 from mediadecode import AudioDecoder, DecodingError, InvalidArgumentError
 from mediadecode.sample_grid import SampleGrid
 
+from conftest import torchcodec_or_skip
+
 av = pytest.importorskip("av")
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -308,10 +310,9 @@ TORCHCODEC_ERRORS = [
 
 @pytest.mark.parametrize("kwargs", TORCHCODEC_ERRORS)
 def test_bad_arguments_raise_torchcodecs_classes(media_dir, kwargs):
-    try:
-        from torchcodec.decoders import AudioDecoder as TCAudioDecoder
-    except Exception as exc:  # missing, or FFmpeg's shared libraries missing
-        pytest.skip(f"torchcodec unavailable: {exc}")
+    # skips where torchcodec is missing or cannot load FFmpeg's shared libraries (it imports
+    # without them, then raises RuntimeError for every call, whatever the argument)
+    TCAudioDecoder = torchcodec_or_skip().AudioDecoder
     path = media(media_dir, "mp3")
     with pytest.raises(Exception) as theirs:
         TCAudioDecoder(str(path), **kwargs).get_all_samples()
