@@ -357,8 +357,8 @@ class FFmpegVideoReader:
                 begin = self.metadata.begin_stream_seconds or 0.0
                 return self._played_at(cursor, [begin + (i + 0.5) / fps for i in indices], positions)
             targets = [index.pts[i] for i in indices]
-            batch = self._output.new_batch(len(targets), positions)
             chunks = self._parallel_plan(cursor, targets) if targets else None
+            batch = self._output.new_batch(len(targets), positions, concurrent=chunks is not None)
             if chunks is not None:
                 self._parallel_decoder().decode(targets, chunks, batch)
             else:

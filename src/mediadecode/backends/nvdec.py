@@ -229,7 +229,7 @@ class NVDECOutput:
         # next device synchronisation, so FFmpeg cannot reuse a surface that is being read.
         self._held: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def new_batch(self, num_slots: int, positions=None) -> OutputBatch:
+    def new_batch(self, num_slots: int, positions=None, *, concurrent: bool = False) -> OutputBatch:
         # Frames live in a GPU batch until finish: each slot is one output position.
         if positions is not None:
             raise ValueError("the NVDEC output stage does not place duplicates (fills_positions is False)")

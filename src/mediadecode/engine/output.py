@@ -28,16 +28,20 @@ from ..transforms import TransformPlan
 __all__ = ["allocate_frames", "OutputBatch", "FrameWriter", "OutputStage", "OutputFormat", "CpuRGBOutput"]
 
 
-def allocate_frames(shape: tuple[int, ...], dtype: torch.dtype) -> np.ndarray:
-    """An uninitialised output array, allocated by torch and written through numpy.
+def allocate_frames(shape: tuple[int, ...], dtype: torch.dtype, *, concurrent: bool = False) -> np.ndarray:
+    """An uninitialised output array of ``shape`` and ``dtype``, as a writable numpy array.
 
-    Not ``np.empty``: numpy asks the kernel for transparent huge pages (``madvise``) on every
-    allocation over 4 MiB, and where the kernel's THP ``defrag`` setting is ``madvise`` (Debian's
-    default) each 2 MiB page fault then compacts memory in the faulting thread. Filling a
-    1.9 GB batch (every frame of a 10 s 1080p clip) cost about 3x the system time that way and
-    serialised the decoding threads' first writes; torch's allocator makes no such request.
+    ``concurrent``: several decoding threads will write into it at once (GOP-parallel decoding).
+    numpy's allocator asks the kernel for transparent huge pages (``madvise``) above 4 MiB: the
+    fewest page faults for one writer, but where the kernel's THP ``defrag`` setting is
+    ``madvise`` (Debian's default) threads that first-touch huge pages at the same time stall on
+    each other's compaction: every frame of a 1080p clip with two decoding threads took longer
+    than with one. For concurrent writers the array comes from torch's allocator, which asks for
+    no huge pages (4 KiB faults, which threads take in parallel).
     """
-    return torch.empty(shape, dtype=dtype).numpy()
+    if concurrent:
+        return torch.empty(shape, dtype=dtype).numpy()
+    return np.empty(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype)
 
 
 class OutputBatch:
@@ -76,8 +80,10 @@ class FrameWriter(Protocol):
 class OutputStage(Protocol):
     """How a reader's decoded frames become tensors."""
 
-    def new_batch(self, num_slots: int, positions: Sequence[Sequence[int]] | None = None) -> OutputBatch:
-        """Storage for ``num_slots`` requested frames (or ``positions``' output positions)."""
+    def new_batch(self, num_slots: int, positions: Sequence[Sequence[int]] | None = None, *,
+                  concurrent: bool = False) -> OutputBatch:
+        """Storage for ``num_slots`` requested frames (or ``positions``' output positions);
+        ``concurrent``: several threads' writers will fill it at once."""
         ...
 
     def writer(self) -> FrameWriter:
@@ -171,11 +177,11 @@ class CpuRGBOutput:
         self.fmt = fmt
         self.output_size = fmt.output_size(coded_size) if fmt is not None else coded_size
 
-    def new_batch(self, num_slots: int, positions=None) -> OutputBatch:
+    def new_batch(self, num_slots: int, positions=None, *, concurrent: bool = False) -> OutputBatch:
         size = num_slots if positions is None else sum(len(p) for p in positions)
         width, height = self.output_size
         dtype = torch.float32 if self.fmt is not None and self.fmt.dtype == "float32" else torch.uint8
-        return OutputBatch(allocate_frames((size, height, width, 3), dtype), size, positions)
+        return OutputBatch(allocate_frames((size, height, width, 3), dtype, concurrent=concurrent), size, positions)
 
     def writer(self) -> "CpuRGBWriter":
         return CpuRGBWriter(self)
