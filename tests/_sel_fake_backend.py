@@ -112,3 +112,14 @@ class CudaOnlyBackend(FakeBackend):
 
 class NoAttributesBackend:
     """Lacks the protocol's class attributes."""
+
+
+class FFmpegBasedFakeBackend(FakeBackend):
+    """Declares that it reads containers with FFmpeg (as torchcodec and decord do)."""
+
+    from mediadecode.capabilities import Capabilities
+
+    name = "ffmpegish"
+    priority = 20
+    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"), ffmpeg_based=True)
+    del Capabilities

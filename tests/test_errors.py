@@ -79,7 +79,9 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 
 
 def test_every_error_is_exported_and_a_runtime_error():
-    assert len(ALL_ERRORS) == 13  # 9 + UnsafeMediaError and the three Remote*Error (issue 8)
+    # 9 + UnsafeMediaError and the three Remote*Error (issue 8) + NotMediaError,
+    # OutputTooLargeError and EndOfStreamError (issue 17)
+    assert len(ALL_ERRORS) == 16
     for cls in ALL_ERRORS:
         assert issubclass(cls, MediaDecodeError), cls
         assert issubclass(cls, RuntimeError), cls
@@ -96,12 +98,17 @@ def test_every_error_is_exported_and_a_runtime_error():
         (BackendUnavailableError, ImportError),
         (UnknownBackendError, ValueError),
         (NoBackendError, InvalidMediaError),
+        (mediadecode.NotMediaError, InvalidMediaError),
+        (mediadecode.OutputTooLargeError, MemoryError),
+        (mediadecode.EndOfStreamError, IndexError),
     ],
 )
 def test_documented_also_a_relations(cls, builtin):
     assert issubclass(cls, builtin)
     with pytest.raises(builtin):
-        raise cls("x") if cls is not NoBackendError else cls("x", {"a": "b"})
+        if cls is NoBackendError:
+            raise cls("x", {"a": "b"})
+        raise cls("x", num_frames=1) if cls is mediadecode.EndOfStreamError else cls("x")
 
 
 def test_no_backend_error_keeps_attempts():

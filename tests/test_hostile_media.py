@@ -146,3 +146,191 @@ def test_dropped_audio_decoder_closes_its_file(tmp_path, gc_disabled):
         for packet in stream.encode(None):
             out.mux(packet)
     assert _drop_decoders(lambda: AudioDecoder(path).get_all_samples()) == 0
+
+
+# -- a header that lies, in approximate mode -------------------------------------------------
+
+
+def _pyav_frames(path: Path) -> list[np.ndarray]:
+    """Every frame FFmpeg decodes, as rgb24, skipping packets the decoder rejects (as the
+    ``ffmpeg`` CLI does)."""
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = list(container.demux(stream))
+        for packet in packets:
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                continue
+            frames += [f.to_ndarray(format="rgb24") for f in decoded]
+    return frames
+
+
+def _header_frame_count(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return container.streams.video[0].frames
+
+
+@pytest.fixture(scope="module")
+def truncated_faststart(tmp_path_factory) -> Path:
+    """48 frames at 24 fps with the header in front (``movflags=faststart``), cut in half as a
+    broken download is: the header counts 48 frames and a duration of 2 s, the data holds
+    about half."""
+    folder = tmp_path_factory.mktemp("truncated")
+    rng = np.random.default_rng(3)
+    path = folder / "faststart.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=24, options={"g": "12", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(48):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = path.read_bytes()
+    cut = folder / "truncated.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+def test_lying_frame_count_is_bounded_by_duration_and_rate(lying_mov):
+    claimed = _header_frame_count(lying_mov)
+    real = _pyav_frames(lying_mov)
+    assert claimed > 1000 * len(real)  # the damage took
+    decoder = VideoDecoder(lying_mov, seek_mode="approximate")
+    meta = decoder.metadata
+    assert meta.num_frames_from_header == claimed  # what the header says is kept
+    # duration x rate bounds what is believed: 0.1 s at 30 fps
+    assert len(decoder) <= meta.duration_seconds * meta.average_fps * 1.1 + 2
+    frames = list(decoder)
+    assert len(frames) == len(real) == len(decoder)
+    for ours, ref in zip(frames, real):
+        assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
+
+
+def test_iteration_and_ranges_stop_at_the_real_end(truncated_faststart):
+    claimed = _header_frame_count(truncated_faststart)
+    real = _pyav_frames(truncated_faststart)
+    assert claimed == 48 and 0 < len(real) < claimed
+
+    decoder = VideoDecoder(truncated_faststart, seek_mode="approximate")
+    assert len(decoder) == claimed  # consistent with the header's duration: believed at first
+    frames = list(decoder)
+    assert len(frames) == len(real)  # not the last frame again and again up to 48
+    assert len(decoder) == decoder.metadata.num_frames == len(real)  # learned
+    for ours, ref in zip(frames, real):
+        assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
+    with pytest.raises(IndexError):
+        decoder[len(real)]
+
+    fresh = VideoDecoder(truncated_faststart, seek_mode="approximate")
+    batch = fresh.get_frames_in_range(0, claimed)  # clipped at the real end, like a slice
+    assert batch.data.shape[0] == len(real)
+    assert np.array_equal(fresh[-1].permute(1, 2, 0).numpy(), real[-1])
+
+    fresh = VideoDecoder(truncated_faststart, seek_mode="approximate")
+    assert np.array_equal(fresh[-1].permute(1, 2, 0).numpy(), real[-1])  # from the real end
+    assert fresh[5:].shape[0] == len(real) - 5
+
+    fresh = VideoDecoder(truncated_faststart, seek_mode="approximate")
+    with pytest.raises(IndexError, match="out of bounds"):
+        fresh.get_frames_at([0, claimed - 1])
+
+
+# -- memory bombs ----------------------------------------------------------------------------
+
+
+def test_frame_request_above_the_limit_is_refused_before_decoding(undecodable_mp4):
+    # The damaged file fails to decode: an OutputTooLargeError (not a DecodingError) shows the
+    # check ran before any decoding.
+    decoder = VideoDecoder(undecodable_mp4, max_output_bytes=64 * 48 * 3 * 10)
+    n = len(decoder)
+    with pytest.raises(mediadecode.OutputTooLargeError) as excinfo:
+        decoder.get_frames_at(list(range(n)))
+    err = excinfo.value
+    assert isinstance(err, MemoryError) and isinstance(err, MediaDecodeError)
+    assert err.requested_bytes == n * 64 * 48 * 3 and err.limit_bytes == 64 * 48 * 3 * 10
+    message = str(err)
+    assert "undecodable.mp4" in message and "MEDIADECODE_MAX_OUTPUT_BYTES" in message
+    assert "max_output_bytes" in message
+    with pytest.raises(mediadecode.OutputTooLargeError):
+        decoder.get_frames_played_in_range(0.0, 1.9, fps=30)
+    with pytest.raises(mediadecode.OutputTooLargeError):
+        decoder[:]
+
+
+def test_limit_from_the_environment(h264_mp4, monkeypatch):
+    frame = h264_mp4.width * h264_mp4.height * 3
+    monkeypatch.setenv("MEDIADECODE_MAX_OUTPUT_BYTES", str(4 * frame))
+    decoder = VideoDecoder(h264_mp4.path)
+    assert decoder.get_frames_at([0, 1, 2, 3]).data.shape[0] == 4  # at the limit: allowed
+    with pytest.raises(mediadecode.OutputTooLargeError):
+        decoder.get_frames_at([0, 1, 2, 3, 4])
+    monkeypatch.setenv("MEDIADECODE_MAX_OUTPUT_BYTES", "none")
+    assert decoder.get_frames_at([0, 1, 2, 3, 4]).data.shape[0] == 5
+    # the argument wins over the environment
+    monkeypatch.setenv("MEDIADECODE_MAX_OUTPUT_BYTES", "1K")
+    assert VideoDecoder(h264_mp4.path, max_output_bytes=0)[0:5].shape[0] == 5
+
+
+def test_audio_request_above_the_limit_is_refused(tmp_path):
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 8000), np.int16), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    limit = 8000 * 2 * 4 // 2  # half a second of stereo float32
+    decoder = AudioDecoder(path, max_output_bytes=limit)
+    with pytest.raises(mediadecode.OutputTooLargeError, match="channel float32 audio"):
+        decoder.get_all_samples()
+    assert decoder.get_samples_played_in_range(0.0, 0.25).data.shape == (2, 2000)
+
+
+def test_check_output_bytes_is_public_for_encoders(monkeypatch):
+    from mediadecode import limits
+
+    monkeypatch.delenv(limits.ENV_VAR, raising=False)
+    limits.check_output_bytes(10, what="x", limit=10)
+    with pytest.raises(mediadecode.OutputTooLargeError, match="enc.mp4: encoding 11 bytes"):
+        limits.check_output_bytes(11, what="encoding 11 bytes", source_name="enc.mp4", limit=10)
+    assert limits.max_output_bytes() > 0  # a fraction of this machine's memory
+    monkeypatch.setenv(limits.ENV_VAR, "2M")
+    assert limits.max_output_bytes() == 2 * 1024 * 1024
+    monkeypatch.setenv(limits.ENV_VAR, "lots")
+    with pytest.raises(ValueError, match=limits.ENV_VAR):
+        limits.max_output_bytes()
+    with pytest.raises(ValueError):
+        VideoDecoder(b"", max_output_bytes=-1)
+
+
+# -- a file no backend can open --------------------------------------------------------------
+
+
+def test_not_media_is_refused_once_without_importing_fallback_backends(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "garbage.mp4"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    code = (
+        "import sys, mediadecode\n"
+        f"try:\n    mediadecode.VideoDecoder({str(path)!r})\n"
+        "except mediadecode.NoBackendError as exc:\n"
+        "    assert all(exc.attempts[n].startswith('not tried') for n in ('torchcodec', 'decord')\n"
+        "               if n in exc.attempts), exc.attempts\n"
+        "except mediadecode.NotMediaError:\n"
+        "    pass  # ffmpeg was the only backend to try\n"
+        "print(sorted(m for m in ('torchcodec', 'decord') if m in sys.modules))\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(mediadecode.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

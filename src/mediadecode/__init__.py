@@ -8,9 +8,12 @@ from .decoders import AudioDecoder, VideoDecoder
 from .errors import (
     BackendUnavailableError,
     DecodingError,
+    EndOfStreamError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
+    NotMediaError,
+    OutputTooLargeError,
     RemoteNotFoundError,
     RemoteSourceError,
     RemoteTimeoutError,
@@ -57,6 +60,9 @@ __all__ = [
     "RemoteSourceError",
     "RemoteNotFoundError",
     "RemoteTimeoutError",
+    "NotMediaError",
+    "OutputTooLargeError",
+    "EndOfStreamError",
 ]
 
 

@@ -102,6 +102,11 @@ class Capabilities:
             decode on the CPU what its hardware cannot (reported in the reader's
             ``cpu_fallback``); the decoder passes True only when it chose the backend
             automatically.
+        ffmpeg_based: it reads containers with FFmpeg's demuxers (any FFmpeg build: PyAV's,
+            the system's, decord's). Once one backend has found a source not to be media
+            (:class:`~mediadecode.errors.NotMediaError`: FFmpeg's format probe recognises
+            nothing), automatic selection tries no other FFmpeg-based backend on it, nor
+            imports one; backends built on other libraries are still tried.
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -119,6 +124,7 @@ class Capabilities:
     tolerance: tuple[tuple[str, Tolerance], ...] = field(default=())
     notes: str = ""
     cpu_fallback: bool = False
+    ffmpeg_based: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

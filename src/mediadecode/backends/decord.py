@@ -472,6 +472,7 @@ class DecordBackend:
         # build, where lossy decoders may differ by float rounding.
         tolerance={"cpu": Tolerance(audio_max_abs=1e-5)},
         notes="decord's bundled FFmpeg (decord2: FFmpeg 8; decord 0.6: no AV1)",
+        ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -34,7 +34,7 @@ from ..engine import (
     plan_gop_chunks,
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
-from ..errors import InvalidMediaError
+from ..errors import EndOfStreamError, InvalidMediaError
 from ..frame_index import FrameIndex
 from ..metadata import VideoStreamMetadata, resolve_video
 from ..protocol import RawFrames
@@ -46,6 +46,15 @@ __all__ = ["FFmpegBackend", "FFmpegVideoReader", "FFmpegAudioReader"]
 
 # Version of what this reader stores in the index cache.
 _CACHE_VERSION = 1
+
+
+def _container_size(container) -> int | None:
+    """The input's size in bytes (FFmpeg's ``avio_size``), None when the input cannot tell."""
+    try:
+        size = int(container.size)
+    except (AttributeError, OSError, ValueError, import_av().FFmpegError):
+        return None
+    return size if size > 0 else None
 
 
 class _StreamOpener:
@@ -128,7 +137,8 @@ class FFmpegVideoReader:
             self._setup.probe(self._cursor)
             self._load_index_and_first_frame(seek_mode)
             self._setup.fix_metadata(self.container_metadata, meta)
-            resolve_video(meta, self.container_metadata.duration_seconds_from_header)
+            resolve_video(meta, self.container_metadata.duration_seconds_from_header,
+                          size_bytes=_container_size(self._cursor.media.container))
             if seek_mode == "approximate" and not meta.average_fps:
                 raise InvalidMediaError(
                     f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
@@ -287,9 +297,7 @@ class FFmpegVideoReader:
             cursor = self._ensure_open()
             index = self.frame_index
             if index is None:
-                fps = self.metadata.average_fps
-                begin = self.metadata.begin_stream_seconds or 0.0
-                return self._played_at(cursor, [begin + (i + 0.5) / fps for i in indices], positions)
+                return self._approximate_frames_at(cursor, indices, positions)
             targets = [index.pts[i] for i in indices]
             batch = self._output.new_batch(len(targets), positions)
             chunks = self._parallel_plan(cursor, targets) if targets else None
@@ -298,6 +306,34 @@ class FFmpegVideoReader:
             else:
                 cursor.decode_exact(targets, batch, self._writer)
             return self._output.finish(batch)
+
+    def _approximate_frames_at(self, cursor: DecodeCursor, indices: Sequence[int], positions) -> RawFrames:
+        """Index ``i`` is the frame on screen at ``begin + (i + 0.5) / fps``. A header may count
+        frames the stream does not have: when the decode reaches the end of the stream before
+        the last index's time has come, that index is past the real end.
+
+        Raises:
+            EndOfStreamError: the last index lies past the real end (``num_frames``: the real
+                count, the indices whose time falls before the last frame's end).
+        """
+        fps = self.metadata.average_fps
+        begin = self.metadata.begin_stream_seconds or 0.0
+        seconds = [begin + (i + 0.5) / fps for i in indices]
+        batch = self._output.new_batch(len(seconds), positions)
+        cursor.decode_played([self._ticks(s) for s in seconds], batch, self._writer)
+        if indices and cursor.at_end:
+            # The last slot holds the stream's last frame (sorted targets, decoding ran out).
+            last = batch.targets(len(indices) - 1)[0]
+            end = float((batch.pts[last] + batch.durations[last]) * self._tb)
+            count = max(1, math.ceil((end - begin) * fps - 0.5 - 1e-9))
+            if indices[-1] >= count:
+                raise EndOfStreamError(
+                    f"{self._source.name}: frame {indices[-1]} is past the end of the stream: "
+                    f"the header counts {self.metadata.num_frames_from_header} frames, but "
+                    f"decoding ends at {end:.6f} s, after {count}",
+                    num_frames=count,
+                )
+        return self._output.finish(batch)
 
     def _ticks(self, seconds: float) -> int:
         return int(math.floor(seconds / self._tb + 1e-6))
@@ -329,7 +365,7 @@ class FFmpegBackend:
 
     name = "ffmpeg"
     priority = 100
-    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"))
+    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"), ffmpeg_based=True)
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices
     media_types = capabilities.media_types

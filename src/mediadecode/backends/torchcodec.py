@@ -409,6 +409,7 @@ class TorchCodecBackend:
             "cuda": Tolerance(max_abs=64, mean_abs=3.0, audio_max_abs=1e-5),
         },
         notes="system FFmpeg 4-8 shared libraries; CUDA through NVDEC",
+        ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -154,6 +154,9 @@ class DecodeCursor:
         self.position: int | None = None
         self._packets.skipped = set()
         self.at_start = at_start
+        # Whether decoding ran out of frames since the last reset: the last frame consumed is
+        # then the stream's last (a request past the real end learns it from this).
+        self.at_end = False
 
     @property
     def skipped(self) -> set[int]:
@@ -199,6 +202,7 @@ class DecodeCursor:
             if frame is None:
                 self._frames = None
                 self.position = None
+                self.at_end = True
                 return None
             if frame.pts is None:
                 # No timestamp (rare): continue from the previous frame's.
