@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import mediadecode
-from mediadecode import AudioDecoder, VideoDecoder
+from mediadecode import AudioDecoder, VideoDecoder, samplers
 from mediadecode.errors import DecodingError, InvalidMediaError, MediaDecodeError
 
 from conftest import count_open_fds, encode_video
@@ -59,6 +59,21 @@ def undecodable_mp4(tmp_path_factory) -> Path:
     stop = start + (len(data) - start) * 3 // 4
     data[start:stop] = b"\xff" * (stop - start)
     damaged = path.with_name("undecodable.mp4")
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+@pytest.fixture(scope="module")
+def one_bad_packet_mp4(tmp_path_factory) -> Path:
+    """An MP4 whose 5th packet (a P-frame) is overwritten: that frame fails to decode while the
+    demuxer goes on, so a request for it raises after the decode generator has moved on."""
+    path = _noise_video(tmp_path_factory.mktemp("badpacket") / "noise.mp4", num_frames=30)
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    pos, size = sorted(packets)[4]
+    data = bytearray(path.read_bytes())
+    data[pos:pos + size] = b"\xff" * size
+    damaged = path.with_name("one_bad_packet.mp4")
     damaged.write_bytes(bytes(data))
     return damaged
 
@@ -120,11 +135,15 @@ def test_dropped_decoder_closes_its_file_without_the_collector(h264_mp4, gc_disa
 
 @pytest.mark.skipif(count_open_fds() is None, reason="needs /proc/self/fd")
 @pytest.mark.parametrize("kwargs", [{"num_threads": 1}, {"num_threads": 2}, {"seek_mode": "approximate"}])
-def test_decoder_dropped_after_a_decoding_error_closes_its_file(undecodable_mp4, gc_disabled, kwargs):
+@pytest.mark.parametrize("damage", ["undecodable_mp4", "one_bad_packet_mp4"])
+def test_decoder_dropped_after_a_decoding_error_closes_its_file(request, damage, gc_disabled, kwargs):
+    if damage == "one_bad_packet_mp4" and kwargs.get("seek_mode") == "approximate":
+        pytest.skip("approximate mode shows the frame before a lost one: no decoding error")
+    path = request.getfixturevalue(damage)
     raised = []
 
     def make():
-        decoder = VideoDecoder(undecodable_mp4, **kwargs)
+        decoder = VideoDecoder(path, **kwargs)
         try:
             decoder.get_frames_at(list(range(len(decoder))))
         except DecodingError as exc:
@@ -334,3 +353,54 @@ def test_not_media_is_refused_once_without_importing_fallback_backends(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- time bombs and raw errors ---------------------------------------------------------------
+
+
+def test_regular_clips_on_a_lying_time_base_are_refused_not_built(tmp_path, monkeypatch):
+    # AVI's stream header says one frame per 10^6 s: 20 frames span 231 days, and a clip every
+    # 0.25 s would be 80 million clips. Refused before the start times are built.
+    monkeypatch.delenv("MEDIADECODE_MAX_OUTPUT_BYTES", raising=False)
+    honest = encode_video(tmp_path / "honest.avi", codec="mpeg4", width=64, height=48, pix_fmt="yuv420p",
+                          num_frames=20, rate=Fraction(24))
+    data = bytearray(honest.path.read_bytes())
+    at = data.find(b"strh") + 8
+    assert data[at:at + 4] == b"vids"
+    struct.pack_into("<II", data, at + 20, 1_000_000, 1)  # dwScale, dwRate
+    path = tmp_path / "slow.avi"
+    path.write_bytes(bytes(data))
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate == Fraction(1, 1_000_000)  # took
+    decoder = VideoDecoder(path)
+    assert len(decoder) == 20
+    with pytest.raises(mediadecode.OutputTooLargeError, match="frames of 64x48"):
+        samplers.clips_at_regular_timestamps(
+            decoder, seconds_between_clip_starts=0.25, num_frames_per_clip=2)
+    clips = samplers.clips_at_regular_timestamps(
+        decoder, seconds_between_clip_starts=1e6, num_frames_per_clip=1)
+    assert clips.data.shape[:2] == (20, 1)  # a sane spacing still works
+
+
+def test_played_at_on_a_stream_without_frames_is_an_index_error(tmp_path):
+    # A video stream declared in the header whose packets are all gone (the campaign met it as
+    # a damaged H.264 + AAC file): the bounds error, not an internal one.
+    path = tmp_path / "no_video_packets.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in audio.encode(frame):
+            out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        assert container.streams.video and not list(container.demux(container.streams.video[0]))[:-1]
+    decoder = VideoDecoder(path)
+    assert len(decoder) == 0
+    with pytest.raises(IndexError, match="no frames"):
+        decoder.get_frames_played_at([0.0])
+    with pytest.raises(IndexError, match="no frames"):
+        decoder.get_frame_played_at(0.0)

@@ -297,6 +297,17 @@ def test_a_readable_file_still_falls_back_past_an_ffmpeg_based_refusal(register,
     assert decoder.backend == auto_choice("audio", exclude=("picky",))
 
 
+def test_a_library_value_error_at_open_hands_over_like_any_failure(register, wav_file):
+    # Only a plain TypeError/ValueError (or a mediadecode error) is a wrong request raised at
+    # once; a library's own subclass (PyAV's errors, UnicodeDecodeError) is about the bytes.
+    register(rawerror=f"{FAKE}:RawErrorBackend")
+    decoder = AudioDecoder(wav_file)
+    assert served("rawerror") == [("rawerror", "audio", str(wav_file))]
+    assert decoder.backend == auto_choice("audio", exclude=("rawerror",))
+    with pytest.raises(UnicodeDecodeError):  # chosen explicitly: its own error, not substituted
+        AudioDecoder(wav_file, backend="rawerror")
+
+
 def test_single_candidate_failure_is_raised_as_is():
     # With only one backend there is nothing to list: its own error comes through.
     if len([r for r in list_backends() if r.available]) != 1:

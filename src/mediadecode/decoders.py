@@ -479,6 +479,18 @@ class VideoDecoder(_Decoder):
         h, w = int(self._metadata.height or 0), int(self._metadata.width or 0)
         self._check_output(limits.video_bytes(count, h, w), f"a request of {count} frames of {w}x{h}")
 
+    def check_output_size(self, num_frames: int) -> None:
+        """Check that a request for ``num_frames`` frames would stay within the output limit
+        (``max_output_bytes``, see :mod:`mediadecode.limits`), before building it: for code
+        that turns arguments into long requests, such as the clip samplers. Every request
+        checks itself anyway.
+
+        Raises:
+            OutputTooLargeError: ``num_frames`` frames of this stream's size exceed the limit.
+        """
+        self._r  # noqa: B018
+        self._check_frames(num_frames)
+
     def _learn_num_frames(self, exc: EndOfStreamError) -> None:
         """The backend found the real end before the header's count: believe it from now on."""
         if not 0 <= exc.num_frames < self._num_frames:
@@ -614,6 +626,8 @@ class VideoDecoder(_Decoder):
         return float(seconds)
 
     def _index_played_at(self, seconds: float) -> int:
+        if not self._num_frames:
+            raise IndexError(f"{self._source.name}: the video stream has no frames")
         pts = self._r.frame_pts
         index = int(torch.searchsorted(pts, torch.tensor([seconds], dtype=torch.float64), right=True)[0]) - 1
         return min(max(index, 0), self._num_frames - 1)

@@ -307,8 +307,15 @@ def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T])
                 raise
             attempts[name] = f"cannot serve this request: {exc}"
             last_exc = exc
-        except (StreamNotFoundError, TypeError, ValueError):
-            raise
+        except (StreamNotFoundError, TypeError, ValueError) as exc:
+            if isinstance(exc, MediaDecodeError) or type(exc) in (TypeError, ValueError):
+                raise
+            # A library's own ValueError subclass (PyAV's errors, UnicodeDecodeError on
+            # damaged metadata) is about the bytes, not the request: as any other failure.
+            if explicit:
+                raise
+            attempts[name] = f"{type(exc).__name__}: {exc}"
+            last_exc = exc
         except (InvalidMediaError, BackendUnavailableError) as exc:
             if explicit or len(names) == 1:
                 raise

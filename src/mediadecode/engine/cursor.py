@@ -274,13 +274,17 @@ class DecodeCursor:
         self._packets.wanted = set(targets)
         try:
             self._decode_exact_once(targets, batch, writer, base)
+            return
         except DecodingError:
-            self._skip_nonref = False  # this cursor decodes every frame from now on
-            self._packets.wanted = None
-            self.reset(at_start=False)  # position unknown: seek again
-            self._decode_exact_once(targets, batch, writer, base)
+            # Retried below, outside this handler: a decode generator resumed while the error
+            # is being handled keeps a reference to it, a cycle (error -> traceback -> this
+            # cursor -> generator -> error) that holds the file open until the cycle collector.
+            pass
         finally:
             self._packets.wanted = None
+        self._skip_nonref = False  # this cursor decodes every frame from now on
+        self.reset(at_start=False)  # position unknown: seek again
+        self._decode_exact_once(targets, batch, writer, base)
 
     def _decode_exact_once(self, targets, batch, writer, base) -> None:
         for slot, target in enumerate(targets, start=base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import Literal
@@ -127,6 +128,7 @@ def _index_sampler(kind, decoder, *, num_clips, num_frames_per_clip, num_indices
     step = _positive_int("num_indices_between_frames", num_indices_between_frames)
     span = step * (num_frames_per_clip - 1) + 1  # first to last frame of a clip, both included
     start, end = _index_range(num_frames, span, sampling_range_start, sampling_range_end)
+    decoder.check_output_size(num_clips * num_frames_per_clip)
     if kind == "random":
         starts = torch.randint(start, end, (num_clips,), generator=_generator(seed, generator))
     else:
@@ -245,11 +247,15 @@ def _time_sampler(kind, decoder, *, num_clips, seconds_between_clip_starts, num_
     end = min(end, end_stream)
 
     if kind == "random":
+        decoder.check_output_size(num_clips * num_frames_per_clip)
         starts = (
             torch.rand(num_clips, dtype=torch.float64, generator=_generator(seed, generator))
             * (end - start) + start
         )
     else:
+        # Before building the start times: a header's time base can make a 1 s file last
+        # for months, and one clip every 0.25 s of that would be millions of clips.
+        decoder.check_output_size(math.ceil((end - start) / seconds_between_clip_starts) * num_frames_per_clip)
         starts = torch.arange(start, end, seconds_between_clip_starts, dtype=torch.float64)
         starts = starts[starts < end]  # arange's float steps may overshoot
         num_clips = len(starts)
