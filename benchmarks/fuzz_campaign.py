@@ -46,7 +46,9 @@ def _figures(report: fuzz.Report, args, seconds: float, seeds: list[Path]) -> st
         f"| crashes (worker killed by a signal) | {len(report.crashes)} |",
         f"| hangs (no answer within {args.timeout:g} s) | {len(report.hangs)} |",
         f"| cases with an undocumented error | {len(report.undocumented)} |",
-        f"| cases leaving a file descriptor open | {len(report.fd_growth)} |",
+        f"| cases leaving a file descriptor open (after a collection) | {len(report.fd_growth)} |",
+        f"| cases leaving a file descriptor open until the cycle collector runs | "
+        f"{len(report.fd_growth_without_gc)} |",
         f"| cases with decoded video frames | {report.decoded_frames} |",
         f"| cases with decoded audio samples | {report.decoded_samples} |",
         f"| largest worker RSS after a case | {report.max_rss / 2**20:.0f} MiB |",
