@@ -404,3 +404,21 @@ def test_played_at_on_a_stream_without_frames_is_an_index_error(tmp_path):
         decoder.get_frames_played_at([0.0])
     with pytest.raises(IndexError, match="no frames"):
         decoder.get_frame_played_at(0.0)
+
+
+def test_an_ffmpeg_error_escaping_a_request_is_a_decoding_error(h264_mp4, monkeypatch):
+    # Whatever stage FFmpeg fails in (here the RGB conversion), the caller sees mediadecode's
+    # DecodingError naming the file, with PyAV's error as its cause.
+    from av.video.reformatter import VideoReformatter
+
+    def failing(self, *args, **kwargs):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    decoder = VideoDecoder(h264_mp4.path, num_threads=1)
+    monkeypatch.setattr(VideoReformatter, "reformat", failing)
+    with pytest.raises(DecodingError, match="h264_bframes.mp4: decoding failed: Invalid data") as excinfo:
+        decoder.get_frames_at([3])
+    assert isinstance(excinfo.value.__cause__, av.error.InvalidDataError)
+    approximate = VideoDecoder(h264_mp4.path, seek_mode="approximate")
+    with pytest.raises(DecodingError):
+        approximate.get_frames_played_in_range(0.0, 0.5)

@@ -34,7 +34,7 @@ from ..engine import (
     plan_gop_chunks,
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
-from ..errors import EndOfStreamError, InvalidMediaError
+from ..errors import DecodingError, EndOfStreamError, InvalidMediaError
 from ..frame_index import FrameIndex
 from ..metadata import VideoStreamMetadata, resolve_video
 from ..protocol import RawFrames
@@ -55,6 +55,25 @@ def _container_size(container) -> int | None:
     except (AttributeError, OSError, ValueError, import_av().FFmpegError):
         return None
     return size if size > 0 else None
+
+
+class _ReportedAsDecodingError:
+    """Context manager: an FFmpeg error that escapes a request's stages (a seek, a conversion)
+    is raised as :class:`DecodingError` naming the source, never as PyAV's own class. A plain
+    class, not a generator, so no suspended frame keeps the error alive."""
+
+    __slots__ = ("source_name",)
+
+    def __init__(self, source_name: str):
+        self.source_name = source_name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, import_av().FFmpegError):
+            raise DecodingError(f"{self.source_name}: decoding failed: {av_reason(exc)}") from exc
+        return False
 
 
 class _StreamOpener:
@@ -293,7 +312,7 @@ class FFmpegVideoReader:
     def get_frames_at(self, indices: Sequence[int], positions=None) -> RawFrames:
         """Frames at sorted, unique indices; ``positions`` (see
         :class:`~mediadecode.engine.OutputBatch`) places them in the caller's order."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             cursor = self._ensure_open()
             index = self.frame_index
             if index is None:
@@ -340,7 +359,7 @@ class FFmpegVideoReader:
 
     def get_frames_played_at(self, seconds: Sequence[float], positions=None) -> RawFrames:
         """For each sorted, unique time, the frame on screen then (approximate mode)."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             return self._played_at(self._ensure_open(), seconds, positions)
 
     def _played_at(self, cursor: DecodeCursor, seconds: Sequence[float], positions) -> RawFrames:
@@ -351,7 +370,7 @@ class FFmpegVideoReader:
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> RawFrames:
         """The frame on screen at ``start_seconds`` and every frame with pts below
         ``stop_seconds`` (approximate mode)."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             cursor = self._ensure_open()
             frames = cursor.frames_played_in_range(self._ticks(start_seconds), self._ticks(stop_seconds))
             batch = self._output.new_batch(len(frames))
