@@ -422,3 +422,39 @@ def test_an_ffmpeg_error_escaping_a_request_is_a_decoding_error(h264_mp4, monkey
     approximate = VideoDecoder(h264_mp4.path, seek_mode="approximate")
     with pytest.raises(DecodingError):
         approximate.get_frames_played_in_range(0.0, 0.5)
+
+
+def test_a_stream_without_a_decoder_is_invalid_media_on_every_path(tmp_path):
+    # An MP4 audio track whose sample entry and esds name no codec FFmpeg knows: PyAV gives the
+    # stream no codec context. Every path reports it as bad media, none fails on the None.
+    from mediadecode.adapters import torchaudio as ta
+    from mediadecode.adapters import torchvision as tv
+
+    path = tmp_path / "tone.m4a"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"mp4a")
+    data[at:at + 4] = b"zzzz"
+    tag = data.find(b"\x04", data.find(b"esds") + 12)  # DecoderConfigDescriptor
+    oti = tag + 1
+    while data[oti] & 0x80:  # the descriptor's length bytes
+        oti += 1
+    data[oti + 1] = 0xFE  # objectTypeIndication: no codec
+    damaged = tmp_path / "no_decoder.m4a"
+    damaged.write_bytes(bytes(data))
+    with av.open(str(damaged)) as container:
+        assert container.streams[0].type == "audio" and container.streams[0].codec_context is None
+
+    meta = mediadecode.get_container_metadata(damaged)
+    assert meta.streams[0].media_type == "audio" and meta.streams[0].codec is None
+    for read in (lambda: AudioDecoder(damaged), lambda: ta.load(damaged), lambda: ta.info(damaged),
+                 lambda: tv.read_video(damaged, pts_unit="sec"), lambda: tv.VideoReader(damaged, "audio")):
+        with pytest.raises(MediaDecodeError):
+            read()

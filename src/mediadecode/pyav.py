@@ -234,6 +234,24 @@ def container_metadata(container) -> ContainerMetadata:
 
 
 def select_stream(container, source: Source, media_type: str, stream_index: int | None):
+    """The stream to decode: ``stream_index``, or FFmpeg's best stream of ``media_type``.
+
+    Raises:
+        StreamNotFoundError: no such stream, or not of ``media_type``.
+        TypeError: ``stream_index`` is not an int.
+        InvalidMediaError: the stream's codec has no decoder in this FFmpeg (a damaged header
+            names an unknown codec).
+    """
+    stream = _select_stream(container, source, media_type, stream_index)
+    if stream.codec_context is None:
+        raise InvalidMediaError(
+            f"{source.name}: stream {stream.index} ({media_type}) has no decoder in this FFmpeg "
+            f"(codec {getattr(getattr(stream, 'codec', None), 'name', None) or 'unknown'})"
+        )
+    return stream
+
+
+def _select_stream(container, source: Source, media_type: str, stream_index: int | None):
     streams = container.streams
     if stream_index is None:
         stream = streams.best(media_type)
