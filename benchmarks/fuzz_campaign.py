@@ -6,7 +6,7 @@ Reproduce (writes the figures into docs/reliability.md between its campaign mark
 
     .venv/bin/python benchmarks/fuzz_campaign.py --n 10000 --workers 2 --write-doc docs/reliability.md
 
-``--failures FILE`` writes every crash, hang and undocumented error as JSON (with the case's seed
+``--failures FILE`` writes every crash, hang, undocumented error and descriptor left open as JSON (with the case's seed
 file, mutations and RNG seed, which reproduce it through ``fuzz.mutate``); ``--keep DIR`` keeps
 the damaged files of crashes and hangs. The corpus itself is never committed: it is regenerated
 from the seeds.
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
     parser.add_argument("--write-doc", type=Path, help="update the figures in this markdown file")
-    parser.add_argument("--failures", type=Path, help="write crashes, hangs and undocumented errors as JSON")
+    parser.add_argument("--failures", type=Path, help="write crashes, hangs, undocumented errors and open descriptors as JSON")
     parser.add_argument("--keep", type=Path, help="folder for the damaged files (default: a temporary one)")
     args = parser.parse_args(argv)
 
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - start
     print(report.summary())
     if args.failures is not None:
-        bad = report.crashes + report.hangs + report.undocumented
-        args.failures.write_text(json.dumps([fuzz.as_dict(r) for r in bad], indent=1))
+        bad = {r.case.index: r for r in report.crashes + report.hangs + report.undocumented
+               + report.fd_growth + report.fd_growth_without_gc}
+        args.failures.write_text(json.dumps([fuzz.as_dict(r) for _, r in sorted(bad.items())], indent=1))
     if args.write_doc is not None:
         _write_doc(args.write_doc, _figures(report, args, seconds, seeds))
     return 0 if not (report.crashes or report.hangs or report.undocumented) else 1

@@ -18,11 +18,12 @@ The limit, first that is set:
    number of bytes, with an optional ``K``/``M``/``G``/``T`` suffix in powers of 1024; ``0`` or
    ``none`` turns the check off);
 3. :data:`DEFAULT_FRACTION` of the memory this process may use (physical memory, or the cgroup's
-   ``memory.max`` when that is lower).
+   ``memory.max`` when that is lower; measured once per process).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -57,6 +58,7 @@ def _parse(value: str) -> int | None:
     return int(float(match.group(1)) * _SUFFIX[match.group(2)])
 
 
+@functools.lru_cache(maxsize=1)
 def _available_memory() -> int | None:
     """Physical memory, or this cgroup's memory limit when it is lower; None if unknown."""
     try:
