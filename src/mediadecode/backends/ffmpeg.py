@@ -190,6 +190,7 @@ class FFmpegVideoReader:
         stream = cursor.stream
         key = self._source.cache_key(cursor.media.file, "ffmpeg-video", _CACHE_VERSION, stream.index)
         cached = index_cache.lookup(key) or {}
+        complete = "index" in cached and "first" in cached  # nothing to store again
         if seek_mode == "exact":
             if "index" in cached:
                 index = FrameIndex.from_dict(cached["index"], self._tb)
@@ -203,7 +204,7 @@ class FFmpegVideoReader:
             cached["first"] = None if info is None else info.as_dict()
         first = cached["first"]
         self._apply_first_frame(None if first is None else FirstFrameInfo.from_dict(first))
-        if seek_mode == "exact":
+        if seek_mode == "exact" and not complete:
             index_cache.store(key, cached)
 
     def _scan(self) -> FrameIndex:
