@@ -112,3 +112,30 @@ class CudaOnlyBackend(FakeBackend):
 
 class NoAttributesBackend:
     """Lacks the protocol's class attributes."""
+
+
+class FFmpegBasedFakeBackend(FakeBackend):
+    """Declares that it reads containers with FFmpeg (as torchcodec and decord do)."""
+
+    from mediadecode.capabilities import Capabilities
+
+    name = "ffmpegish"
+    priority = 20
+    capabilities = Capabilities(devices=("cpu",), media_types=("video", "audio"), ffmpeg_based=True)
+    del Capabilities
+
+
+class RawErrorBackend(FakeBackend):
+    """High priority; its library fails with its own ValueError subclass (as PyAV does on
+    damaged metadata: UnicodeDecodeError)."""
+
+    name = "rawerror"
+    priority = 10_000
+
+    def open_video(self, source, **kwargs):
+        CALLS.append((self.name, "video", source.name))
+        raise UnicodeDecodeError("utf-8", b"\xf6", 0, 1, "invalid start byte")
+
+    def open_audio(self, source, **kwargs):
+        CALLS.append((self.name, "audio", source.name))
+        raise UnicodeDecodeError("utf-8", b"\xf6", 0, 1, "invalid start byte")

@@ -85,8 +85,9 @@ ALL_ERRORS = [getattr(errors_module, name) for name in errors_module.__all__]
 def test_every_error_is_exported_and_a_runtime_error():
     # 9 + UnsafeMediaError and the three Remote*Error (issue 8), the three encoder errors
     # (issue 15), InvalidArgumentError (issue 14), FrameMappingsError, InvalidArgumentTypeError
-    # and OutOfRangeError (issue 13)
-    assert len(ALL_ERRORS) == 20
+    # and OutOfRangeError (issue 13), NotMediaError, OutputTooLargeError and EndOfStreamError
+    # (issue 17)
+    assert len(ALL_ERRORS) == 23
     for cls in ALL_ERRORS:
         if cls in (InvalidArgumentError, FrameMappingsError, InvalidArgumentTypeError,
                    OutOfRangeError):
@@ -110,12 +111,17 @@ def test_every_error_is_exported_and_a_runtime_error():
         (BackendUnavailableError, ImportError),
         (UnknownBackendError, ValueError),
         (NoBackendError, InvalidMediaError),
+        (mediadecode.NotMediaError, InvalidMediaError),
+        (mediadecode.OutputTooLargeError, MemoryError),
+        (mediadecode.EndOfStreamError, IndexError),
     ],
 )
 def test_documented_also_a_relations(cls, builtin):
     assert issubclass(cls, builtin)
     with pytest.raises(builtin):
-        raise cls("x") if cls is not NoBackendError else cls("x", {"a": "b"})
+        if cls is NoBackendError:
+            raise cls("x", {"a": "b"})
+        raise cls("x", num_frames=1) if cls is mediadecode.EndOfStreamError else cls("x")
 
 
 def test_no_backend_error_keeps_attempts():

@@ -275,6 +275,42 @@ def test_all_backends_failing_raises_no_backend_error_listing_each(register):
     assert [c[0] for c in fakes.CALLS] == ["picky", "fake"]
 
 
+def test_not_media_is_not_handed_to_other_ffmpeg_based_backends(register):
+    # FFmpeg's probe found no media: a backend declaring Capabilities.ffmpeg_based would probe
+    # the same way, so it is listed as not tried; one built on something else is still tried.
+    register(ffmpegish=f"{FAKE}:FFmpegBasedFakeBackend", fake=f"{FAKE}:FakeBackend")
+    garbage = bytes(range(256)) * 16
+    with pytest.raises(NoBackendError) as excinfo:
+        VideoDecoder(garbage)
+    err = excinfo.value
+    assert "Invalid data" in err.attempts["ffmpeg"]
+    assert err.attempts["ffmpegish"].startswith("not tried")
+    assert served("ffmpegish") == []
+    assert [c[0] for c in fakes.CALLS] == ["fake"]
+    for name in ("torchcodec", "decord"):  # FFmpeg-based when installed
+        if name in err.attempts:
+            assert err.attempts[name].startswith("not tried")
+
+
+def test_a_readable_file_still_falls_back_past_an_ffmpeg_based_refusal(register, wav_file):
+    # The rule is about sources FFmpeg's probe rejects, not every InvalidMediaError.
+    register(picky=f"{FAKE}:PickyBackend", ffmpegish=f"{FAKE}:FFmpegBasedFakeBackend")
+    decoder = AudioDecoder(wav_file)
+    assert served("picky") == [("picky", "audio", str(wav_file))]
+    assert decoder.backend == auto_choice("audio", exclude=("picky",))
+
+
+def test_a_library_value_error_at_open_hands_over_like_any_failure(register, wav_file):
+    # Only a plain TypeError/ValueError (or a mediadecode error) is a wrong request raised at
+    # once; a library's own subclass (PyAV's errors, UnicodeDecodeError) is about the bytes.
+    register(rawerror=f"{FAKE}:RawErrorBackend")
+    decoder = AudioDecoder(wav_file)
+    assert served("rawerror") == [("rawerror", "audio", str(wav_file))]
+    assert decoder.backend == auto_choice("audio", exclude=("rawerror",))
+    with pytest.raises(UnicodeDecodeError):  # chosen explicitly: its own error, not substituted
+        AudioDecoder(wav_file, backend="rawerror")
+
+
 def test_single_candidate_failure_is_raised_as_is():
     # With only one backend there is nothing to list: its own error comes through.
     if len([r for r in list_backends() if r.available]) != 1:

@@ -20,6 +20,9 @@ from .errors import (
     MediaDecodeError,
     NoBackendError,
     OutOfRangeError,
+    EndOfStreamError,
+    NotMediaError,
+    OutputTooLargeError,
     RemoteNotFoundError,
     RemoteSourceError,
     RemoteTimeoutError,
@@ -86,6 +89,9 @@ __all__ = [
     "InvalidEncoderInputError",
     "UnsupportedEncodingError",
     "EncodingError",
+    "NotMediaError",
+    "OutputTooLargeError",
+    "EndOfStreamError",
 ]
 
 

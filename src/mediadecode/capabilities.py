@@ -119,6 +119,11 @@ class Capabilities:
             With ``"float32"``, ``open_video`` takes ``output_dtype=`` (``"uint8"``,
             ``"float32"`` or ``"auto"``, torchcodec 0.17's meaning) and returns frames of the
             resolved dtype; otherwise the facade converts its uint8 frames (``/ 255``).
+        ffmpeg_based: it reads containers with FFmpeg's demuxers (any FFmpeg build: PyAV's,
+            the system's, decord's). Once one backend has found a source not to be media
+            (:class:`~mediadecode.errors.NotMediaError`: FFmpeg's format probe recognises
+            nothing), automatic selection tries no other FFmpeg-based backend on it, nor
+            imports one; backends built on other libraries are still tried.
 
     Raises:
         ValueError: an unknown media type, source kind or seek mode.
@@ -140,6 +145,7 @@ class Capabilities:
     frame_mappings: bool = False
     transforms: frozenset[str] = frozenset()
     output_dtypes: tuple[str, ...] = ("uint8",)
+    ffmpeg_based: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -34,11 +34,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import lifecycle, selection
+from . import lifecycle, limits, selection
 from .capabilities import capabilities_of
 from .cuda_options import get_nvdec_cache_capacity, set_cuda_backend, set_nvdec_cache_capacity
 from .engine.output import allocate_frames
 from .errors import (
+    EndOfStreamError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     OutOfRangeError,
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 _ITER_CHUNK = 8
+# How many times one request may learn a smaller frame count (EndOfStreamError) and retry.
+_END_RETRIES = 3
 
 
 def _device_str(device: Any) -> str:
@@ -78,6 +81,12 @@ def _device_str(device: Any) -> str:
         torch.device(device)  # validates the spelling, raises RuntimeError on nonsense
         return device
     raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+
+
+def _limit_option(value: Any) -> int | None:
+    """Validate ``max_output_bytes=`` (bytes; 0: no limit; None: the environment's or default)."""
+    limits.max_output_bytes(value)  # raises ValueError on a bad value
+    return value
 
 
 def _default_num_threads() -> int:
@@ -236,6 +245,11 @@ class _Decoder:
             f"backend={self.backend!r})"
         )
 
+    def _check_output(self, nbytes: float, what: str) -> None:
+        """Refuse a request whose output would exceed the output limit (mediadecode.limits)."""
+        limits.check_output_bytes(nbytes, what=what, source_name=self._source.name,
+                                  limit=self._options.get("max_output_bytes"))
+
     @property
     def source(self) -> Source:
         """The normalised :class:`~mediadecode.sources.Source` this decoder reads."""
@@ -348,6 +362,17 @@ class VideoDecoder(_Decoder):
             -of json``. Backends that cannot take it (decord) are skipped. Malformed JSON raises
             ``ValueError``; mappings whose first frame is not the stream's raise
             :class:`~mediadecode.errors.FrameMappingsError` (a ``RuntimeError``).
+        max_output_bytes: the most bytes one request may return (0: no limit; None: the
+            ``MEDIADECODE_MAX_OUTPUT_BYTES`` environment variable, else half the memory; see
+            :mod:`mediadecode.limits`). A request above it raises
+            :class:`~mediadecode.errors.OutputTooLargeError` before decoding.
+
+    Approximate mode and lying headers: a header frame count above what the header's duration
+    and rate allow, or above one frame per byte of the file, is not believed (``num_frames`` is
+    bounded, ``num_frames_from_header`` keeps the header's word); when a decode finds the real
+    end of the stream earlier still, ``len()`` and ``metadata.num_frames`` shrink to the real
+    count, iteration, slices and ranges stop there, and an index past it raises
+    :class:`IndexError`.
 
     Attributes:
         metadata (VideoStreamMetadata): the stream's metadata; ``width``/``height`` are those of
@@ -372,6 +397,10 @@ class VideoDecoder(_Decoder):
             status; ``RemoteNotFoundError`` (404, also ``FileNotFoundError``) and
             ``RemoteTimeoutError`` (also ``TimeoutError``) are subclasses. Raised at open or
             by any later read.
+        NotMediaError: FFmpeg's probe finds no media (an ``InvalidMediaError``).
+        OutputTooLargeError: (any request) the output would exceed ``max_output_bytes``; a
+            ``MemoryError``.
+        DecodingError: (any request) the frames asked for do not decode.
         ValueError, TypeError: invalid arguments.
     """
 
@@ -394,6 +423,7 @@ class VideoDecoder(_Decoder):
         transforms: Sequence[Any] | None = None,
         output_dtype: torch.dtype | str = torch.uint8,
         custom_frame_mappings: Any = None,
+        max_output_bytes: int | None = None,
     ):
         if dimension_order not in ("NCHW", "NHWC"):
             raise ValueError(
@@ -417,6 +447,7 @@ class VideoDecoder(_Decoder):
             "device": _device_str(device),
             "seek_mode": seek_mode,
             "backend": backend,
+            "max_output_bytes": _limit_option(max_output_bytes),
         }
         options.update(_output_options(transforms, output_dtype))  # transforms, output_dtype
         self._dimension_order = dimension_order
@@ -587,6 +618,7 @@ class VideoDecoder(_Decoder):
         unique frames are gathered back into that order."""
         if not keys:
             return self._empty()
+        self._check_frames(len(keys))
         unique = sorted(set(keys))
         if unique == keys:
             with self._lock:
@@ -613,6 +645,29 @@ class VideoDecoder(_Decoder):
         order_t = torch.tensor(order, dtype=torch.long)
         return FrameBatch(data=self._finish(data), pts_seconds=pts[order_t], duration_seconds=dur[order_t])
 
+    def _check_frames(self, count: int) -> None:
+        h, w = int(self._metadata.height or 0), int(self._metadata.width or 0)
+        self._check_output(limits.video_bytes(count, h, w), f"a request of {count} frames of {w}x{h}")
+
+    def check_output_size(self, num_frames: int) -> None:
+        """Check that a request for ``num_frames`` frames would stay within the output limit
+        (``max_output_bytes``, see :mod:`mediadecode.limits`), before building it: for code
+        that turns arguments into long requests, such as the clip samplers. Every request
+        checks itself anyway.
+
+        Raises:
+            OutputTooLargeError: ``num_frames`` frames of this stream's size exceed the limit.
+        """
+        self._r  # noqa: B018
+        self._check_frames(num_frames)
+
+    def _learn_num_frames(self, exc: EndOfStreamError) -> None:
+        """The backend found the real end before the header's count: believe it from now on."""
+        if not 0 <= exc.num_frames < self._num_frames:
+            raise exc  # a count that does not shrink: retrying could loop
+        self._num_frames = exc.num_frames
+        self._metadata.num_frames = exc.num_frames
+
     # -- index access --------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -629,8 +684,25 @@ class VideoDecoder(_Decoder):
         return index + n if index < 0 else index
 
     def _frames_at(self, indices: list[int]) -> FrameBatch:
+        """Frames at explicit indices (negatives count from the end)."""
+        return self._frames_for(lambda: [self._check_index(i) for i in indices])
+
+    def _frames_for(self, resolve) -> FrameBatch:
+        """Frames at the indices ``resolve()`` gives against the current frame count. When the
+        backend finds the real end of the stream before the header's count
+        (:class:`EndOfStreamError`, approximate mode), the count shrinks to the real one and the
+        request is resolved again: ranges and slices clip there, an explicit index past it raises
+        :class:`IndexError`, a negative index counts from the real end."""
         reader = self._r
-        return self._batch_for(reader.get_frames_at, [self._check_index(i) for i in indices])
+        for attempt in range(_END_RETRIES + 1):
+            keys = resolve()
+            try:
+                return self._batch_for(reader.get_frames_at, keys)
+            except EndOfStreamError as exc:
+                if attempt == _END_RETRIES:
+                    raise
+                self._learn_num_frames(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __getitem__(self, key: int | slice) -> Tensor:
         """``decoder[i]``: frame ``i`` as a tensor (negative counts from the end);
@@ -642,7 +714,7 @@ class VideoDecoder(_Decoder):
             TypeError: ``key`` is neither an int nor a slice.
         """
         if isinstance(key, slice):
-            return self._frames_at(list(range(*key.indices(len(self))))).data
+            return self._frames_for(lambda: list(range(*key.indices(len(self))))).data
         if isinstance(key, bool) or (isinstance(key, Tensor) and key.dtype == torch.bool):
             raise InvalidArgumentTypeError("frame index must be an int or a slice, not bool")
         try:
@@ -654,11 +726,13 @@ class VideoDecoder(_Decoder):
         return self._frames_at([index]).data[0]
 
     def __iter__(self) -> Iterator[Tensor]:
-        """Yield every frame as a tensor, in order, decoding a few frames at a time."""
-        n = len(self)
-        for start in range(0, n, _ITER_CHUNK):
-            batch = self._frames_at(list(range(start, min(n, start + _ITER_CHUNK))))
+        """Yield every frame as a tensor, in order, decoding a few frames at a time; stops at the
+        real end of the stream when it comes before the header's count (approximate mode)."""
+        start = 0
+        while start < len(self):
+            batch = self._frames_for(lambda: list(range(start, min(len(self), start + _ITER_CHUNK))))
             yield from batch.data
+            start += _ITER_CHUNK
 
     def get_frame_at(self, index: int) -> Frame:
         """Frame ``index`` (negative counts from the end) with its pts and duration.
@@ -705,7 +779,7 @@ class VideoDecoder(_Decoder):
                 f"Invalid range: start ({start}) is after stop ({stop}) for "
                 f"{self._source.name}, which has {n} frames"
             )
-        return self._frames_at(list(range(lo, hi, step)))
+        return self._frames_for(lambda: list(range(*slice(start, stop, step).indices(len(self)))))
 
     # -- time access ---------------------------------------------------------------------------
 
@@ -719,6 +793,8 @@ class VideoDecoder(_Decoder):
         return float(seconds)
 
     def _index_played_at(self, seconds: float) -> int:
+        if not self._num_frames:
+            raise IndexError(f"{self._source.name}: the video stream has no frames")
         pts = self._r.frame_pts
         index = int(torch.searchsorted(pts, torch.tensor([seconds], dtype=torch.float64), right=True)[0]) - 1
         return min(max(index, 0), self._num_frames - 1)
@@ -791,6 +867,7 @@ class VideoDecoder(_Decoder):
                 raise InvalidArgumentError(f"fps must be positive, got {fps} ({name})")
             # round((stop - start) * fps) output frames, as torchcodec 0.17 (all times < stop)
             count = max(0, math.floor((stop_seconds - start_seconds) * fps + 0.5))
+            self._check_frames(count)
             times = [start_seconds + k * (1.0 / fps) for k in range(count)]
             batch = self._frames_played_at(times)
             batch.pts_seconds = torch.tensor(times, dtype=torch.float64)
@@ -804,6 +881,10 @@ class VideoDecoder(_Decoder):
             stop = torch.tensor([stop_seconds], dtype=torch.float64)
             hi = int(torch.searchsorted(reader.frame_pts, stop)[0])
             return self._frames_at(list(range(lo, max(lo, hi))))
+        rate = self._metadata.average_fps
+        if rate and math.isfinite(rate):
+            # at most every frame counted, and no more than the rate allows in the range
+            self._check_frames(min(self._num_frames, math.ceil((stop_seconds - start_seconds) * rate) + 1))
         with self._lock:
             data, pts, dur = reader.get_frames_played_in_range(start_seconds, stop_seconds)
         return FrameBatch(self._finish(data), pts, dur)
@@ -836,7 +917,8 @@ class AudioDecoder(_Decoder):
         sample_rate: output sample rate in Hz; None keeps the stream's.
         num_channels: output channel count (1 mixes down to mono); None keeps the stream's.
         backend: backend name; None follows the selection rules.
-        storage_options, timeout, allow_playlists: as for :class:`VideoDecoder`.
+        storage_options, timeout, allow_playlists, max_output_bytes: as for
+            :class:`VideoDecoder` (a range's output is estimated from the header's duration).
 
     Attributes:
         metadata (AudioStreamMetadata): the stream's own metadata (its native rate and channels).
@@ -863,6 +945,7 @@ class AudioDecoder(_Decoder):
         storage_options: dict | None = None,
         timeout: float | tuple[float, float] | None = None,
         allow_playlists: bool = False,
+        max_output_bytes: int | None = None,
     ):
         for name, v in (("sample_rate", sample_rate), ("num_channels", num_channels)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0):
@@ -876,6 +959,7 @@ class AudioDecoder(_Decoder):
             "num_channels": None if num_channels is None else int(num_channels),
             "backend": backend,
             "device": "cpu",
+            "max_output_bytes": _limit_option(max_output_bytes),
         }
         source = as_source(source, storage_options=storage_options, timeout=timeout,
                            allow_playlists=allow_playlists)
@@ -900,6 +984,23 @@ class AudioDecoder(_Decoder):
         channels; opens the source if a pickled decoder has not opened it yet)."""
         self._r  # noqa: B018
         return self._metadata
+
+    def _check_audio(self, start: float, stop: float | None) -> None:
+        """Refuse a range whose float32 output would exceed the output limit, estimated from the
+        header's duration (a range of unknown length passes)."""
+        meta = self._metadata
+        end = None
+        if meta.duration_seconds is not None:
+            end = (meta.begin_stream_seconds or 0.0) + meta.duration_seconds
+        if stop is not None:
+            end = stop if end is None else min(stop, end)
+        if end is None:
+            return
+        seconds = end - max(start, meta.begin_stream_seconds or 0.0)
+        self._check_output(
+            limits.audio_bytes(seconds, self._sample_rate, self._num_channels),
+            f"{seconds:.1f} s of {self._num_channels}-channel float32 audio at {self._sample_rate} Hz",
+        )
 
     def get_all_samples(self) -> AudioSamples:
         """All samples of the stream (see :meth:`get_samples_played_in_range`)."""
@@ -939,6 +1040,7 @@ class AudioDecoder(_Decoder):
             if math.isinf(stop_seconds):
                 stop_seconds = None  # +inf: to the end (the sample offset of inf is undefined)
         reader = self._r
+        self._check_audio(float(start_seconds), stop_seconds)
         with self._lock:
             data, first_pts = reader.get_samples_played_in_range(float(start_seconds), stop_seconds)
         rate = self._sample_rate

@@ -44,6 +44,14 @@ class                           raised when                              also a
                                 frame index)                             ``RuntimeError``
 ``OutOfRangeError``             a frame index or time outside the        ``IndexError`` and
                                 stream                                   ``RuntimeError``
+``NotMediaError``               FFmpeg's probe finds no format it can    ``InvalidMediaError``
+                                read: no FFmpeg-based backend is tried
+``OutputTooLargeError``         a request's output would exceed the      ``MemoryError``
+                                output limit (``MEDIADECODE_MAX_OUTPUT_
+                                BYTES``); says how to raise it
+``EndOfStreamError``            an index the header promised lies past   ``IndexError``
+                                the real end of the stream (approximate
+                                mode); ``.num_frames`` is the real count
 ==============================  =======================================  ==========================
 
 Bad arguments are not media errors and never ``MediaDecodeError``: bad indices and times raise
@@ -79,6 +87,9 @@ __all__ = [
     "FrameMappingsError",
     "InvalidArgumentTypeError",
     "OutOfRangeError",
+    "NotMediaError",
+    "OutputTooLargeError",
+    "EndOfStreamError",
 ]
 
 
@@ -241,3 +252,61 @@ class OutOfRangeError(IndexError, RuntimeError):
     range. An :class:`IndexError`, as torchcodec raises for indices and
     ``get_frame_played_at``, and a ``RuntimeError``, as it raises in ``get_frames_played_at``.
     Like every bad argument, not a :class:`MediaDecodeError`."""
+class NotMediaError(InvalidMediaError):
+    """FFmpeg's format probe recognises no media in the source (garbage, a text file, an empty or
+    truncated header): ``av.open`` answered "invalid data", or only a non-media demuxer matched.
+
+    Every backend declared ``Capabilities.ffmpeg_based`` probes with FFmpeg too, so automatic
+    selection tries none of them after this error (only backends not built on FFmpeg). A file
+    that opens but holds a codec one FFmpeg build lacks is not this error.
+    """
+
+
+class OutputTooLargeError(MediaDecodeError, MemoryError):
+    """A request's output would be larger than the output limit (see :mod:`mediadecode.limits`):
+    refused before anything is allocated. Also a :class:`MemoryError`.
+
+    The message names the source, the request's estimated size and the limit, and how to raise
+    it (``MEDIADECODE_MAX_OUTPUT_BYTES``, or the ``max_output_bytes=`` argument).
+
+    Attributes:
+        requested_bytes: the estimated output size in bytes.
+        limit_bytes: the limit in force.
+    """
+
+    def __init__(self, message: str, *, requested_bytes: int = 0, limit_bytes: int = 0):
+        super().__init__(message)
+        self.requested_bytes = requested_bytes
+        self.limit_bytes = limit_bytes
+
+    def __reduce__(self):
+        return (_rebuild_too_large, (type(self), str(self), self.requested_bytes, self.limit_bytes))
+
+
+def _rebuild_too_large(cls, message, requested_bytes, limit_bytes):
+    return cls(message, requested_bytes=requested_bytes, limit_bytes=limit_bytes)
+
+
+class EndOfStreamError(MediaDecodeError, IndexError):
+    """A frame index lies past the real end of the stream although the header counted it
+    (``seek_mode="approximate"`` trusts the header's frame count): raised by a backend when a
+    decode at that index reached the end of the stream first. Also an :class:`IndexError`.
+
+    :class:`~mediadecode.VideoDecoder` catches it, learns the real count (``len(decoder)`` and
+    ``metadata.num_frames`` shrink to it), ends iteration and clips ranges and slices there, and
+    raises a plain :class:`IndexError` for an index past the real end.
+
+    Attributes:
+        num_frames: the number of frames the stream really has, as the decode found it.
+    """
+
+    def __init__(self, message: str, *, num_frames: int):
+        super().__init__(message)
+        self.num_frames = num_frames
+
+    def __reduce__(self):
+        return (_rebuild_end_of_stream, (type(self), str(self), self.num_frames))
+
+
+def _rebuild_end_of_stream(cls, message, num_frames):
+    return cls(message, num_frames=num_frames)

@@ -9,6 +9,7 @@ content values when a scan was made, header values otherwise; :func:`resolve_vid
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -17,6 +18,8 @@ __all__ = [
     "VideoStreamMetadata",
     "AudioStreamMetadata",
     "ContainerMetadata",
+    "resolve_video",
+    "header_frame_bound",
 ]
 
 
@@ -168,11 +171,37 @@ def pixel_format_bit_depth(pixel_format: str) -> int | None:
         return None
 
 
-def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = None) -> None:
+# A header frame count may exceed duration x rate by this factor (plus HEADER_COUNT_SLACK frames)
+# before it is disbelieved: rounding, a rate rounded in the header, a last frame held longer.
+HEADER_COUNT_TOLERANCE = 1.1
+HEADER_COUNT_SLACK = 2
+
+
+def header_frame_bound(duration: float | None, fps: float | None, size_bytes: int | None) -> int | None:
+    """The most frames a header can be believed about (approximate mode), or None when nothing
+    bounds it: ``duration * fps`` (with :data:`HEADER_COUNT_TOLERANCE` and
+    :data:`HEADER_COUNT_SLACK`) and one frame per byte of the file (a coded frame, with its
+    container framing, takes at least one byte)."""
+    bounds = []
+    if duration and fps and duration > 0 and fps > 0 and math.isfinite(duration * fps):
+        bounds.append(math.floor(duration * fps * HEADER_COUNT_TOLERANCE) + HEADER_COUNT_SLACK)
+    if size_bytes is not None and size_bytes > 0:
+        bounds.append(int(size_bytes))
+    return min(bounds) if bounds else None
+
+
+def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = None, *,
+                  size_bytes: int | None = None) -> None:
     """Fill the resolved fields of ``meta`` in place from its header and content fields.
 
     The rules are torchcodec 0.17's (``_metadata.py``): content first, header second, then values
     derived from each other. Fields stay None only when nothing at all is known.
+
+    Without a scan (approximate mode) a hostile header cannot stretch the frame count: a count
+    above what the header's duration and rate allow, or above one frame per byte of the file
+    (``size_bytes``, when known), is replaced by that bound (:func:`header_frame_bound`);
+    ``num_frames_from_header`` keeps what the header said. A reader that finds the real end
+    earlier still raises :class:`~mediadecode.errors.EndOfStreamError` there.
     """
     if meta.pixel_format:
         meta.bit_depth = pixel_format_bit_depth(meta.pixel_format)
@@ -205,8 +234,14 @@ def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = 
     meta.average_fps = meta.average_fps_from_header
     if meta.num_frames_from_header:
         meta.num_frames = meta.num_frames_from_header
-    elif duration is not None and meta.average_fps:
+        bound = header_frame_bound(duration, meta.average_fps, size_bytes)
+        if bound is not None and meta.num_frames > bound:
+            by_rate = duration * meta.average_fps if duration and meta.average_fps else math.inf
+            meta.num_frames = max(1, min(int(math.ceil(by_rate)) if math.isfinite(by_rate) else bound, bound))
+    elif duration is not None and meta.average_fps and math.isfinite(duration * meta.average_fps):
         meta.num_frames = int(round(duration * meta.average_fps))
+        if size_bytes is not None and size_bytes > 0:
+            meta.num_frames = min(meta.num_frames, int(size_bytes))
     begin = meta.begin_stream_seconds_from_header
     meta.begin_stream_seconds = begin if begin is not None else 0.0
     if duration is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 
 from . import lifecycle, safety
-from .errors import InvalidMediaError, StreamNotFoundError
+from .errors import InvalidMediaError, NotMediaError, StreamNotFoundError
 from .frame_index import ticks_to_seconds
 from .metadata import (
     AudioStreamMetadata,
@@ -110,8 +110,9 @@ def open_container(source: Source, *, hwaccel: Any = None, format: str | None = 
     ``format`` names the demuxer instead of probing (still subject to the same refusals).
 
     Raises:
-        InvalidMediaError: FFmpeg cannot read the source as media, or as ``format`` (the message
-            names the source and gives FFmpeg's reason).
+        NotMediaError: FFmpeg's probe recognises no media in the source (an
+            ``InvalidMediaError``; the message names the source and gives FFmpeg's reason).
+        InvalidMediaError: FFmpeg cannot read the source as media otherwise, or as ``format``.
         UnsafeMediaError: a playlist-type format without ``allow_playlists`` (names the format).
         RemoteSourceError: a URL source that cannot be read (its subclasses for 404 and
             timeouts); raised from inside FFmpeg's reads unchanged.
@@ -131,7 +132,10 @@ def open_container(source: Source, *, hwaccel: Any = None, format: str | None = 
             refusal = safety.refusal(source)
             if refusal is not None:
                 raise refusal from None
-        raise InvalidMediaError(f"{source.name}: cannot be read as {as_what}: {av_reason(exc)}") from exc
+        # "Invalid data": the probe recognised no format (garbage, text, an empty or truncated
+        # header); any FFmpeg build would say the same.
+        cls = NotMediaError if isinstance(exc, av.error.InvalidDataError) else InvalidMediaError
+        raise cls(f"{source.name}: cannot be read as {as_what}: {av_reason(exc)}") from exc
     except ValueError as exc:
         lifecycle.close_media(None, owned)
         if format is None:
@@ -145,7 +149,7 @@ def open_container(source: Source, *, hwaccel: Any = None, format: str | None = 
     fmt = container.format.name if container.format is not None else ""
     if fmt in safety.NOT_MEDIA_FORMATS:
         handle.close()
-        raise InvalidMediaError(
+        raise NotMediaError(
             f"{source.name}: cannot be read as media: FFmpeg only recognises it as "
             f"{safety.NOT_MEDIA_FORMATS[fmt]} ('{fmt}' demuxer)"
         )
@@ -173,6 +177,12 @@ def stream_metadata(container, stream) -> StreamMetadata:
         stream_index=stream.index,
         media_type=stream.type if stream.type in ("video", "audio", "subtitle", "data", "attachment") else "unknown",
     )
+    if cc is None:  # a damaged header names a codec FFmpeg has no decoder for
+        if stream.type == "video":
+            return VideoStreamMetadata(**common)
+        if stream.type == "audio":
+            return AudioStreamMetadata(**common)
+        return StreamMetadata(**common)
     if stream.type == "video":
         rate = stream.average_rate or stream.guessed_rate
         sar = cc.sample_aspect_ratio
@@ -225,6 +235,24 @@ def container_metadata(container) -> ContainerMetadata:
 
 
 def select_stream(container, source: Source, media_type: str, stream_index: int | None):
+    """The stream to decode: ``stream_index``, or FFmpeg's best stream of ``media_type``.
+
+    Raises:
+        StreamNotFoundError: no such stream, or not of ``media_type``.
+        TypeError: ``stream_index`` is not an int.
+        InvalidMediaError: the stream's codec has no decoder in this FFmpeg (a damaged header
+            names an unknown codec).
+    """
+    stream = _select_stream(container, source, media_type, stream_index)
+    if stream.codec_context is None:
+        raise InvalidMediaError(
+            f"{source.name}: stream {stream.index} ({media_type}) has no decoder in this FFmpeg "
+            f"(codec {getattr(getattr(stream, 'codec', None), 'name', None) or 'unknown'})"
+        )
+    return stream
+
+
+def _select_stream(container, source: Source, media_type: str, stream_index: int | None):
     streams = container.streams
     if stream_index is None:
         stream = streams.best(media_type)

@@ -38,6 +38,7 @@ from .errors import (
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
+    NotMediaError,
     StreamNotFoundError,
     UnknownBackendError,
     UnsafeMediaError,
@@ -319,7 +320,11 @@ def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T])
       once: no backend would serve it;
     - a backend that cannot serve the request (:class:`UnsupportedRequestError`), cannot read the
       source (:class:`InvalidMediaError`), is unavailable, or fails otherwise hands over to the
-      next in automatic selection; an explicit choice raises instead, never substituted.
+      next in automatic selection; an explicit choice raises instead, never substituted;
+    - a source that an FFmpeg-based backend found not to be media (:class:`NotMediaError`:
+      FFmpeg's format probe recognises nothing) is not handed to another FFmpeg-based backend
+      (``Capabilities.ffmpeg_based``), whose probe would say the same: those are listed in the
+      error as not tried, without importing them.
 
     Raises:
         NoBackendError: automatic selection, and every backend tried failed (lists each and why,
@@ -333,13 +338,17 @@ def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T])
     explicit = choice.name is not None
     attempts: dict[str, str] = {}
     last_exc: BaseException | None = None
+    not_media: str | None = None  # the FFmpeg-based backend whose probe found no media
     for name in names:
+        cls = registry.get_backend_class(name)
+        if not_media is not None and capabilities_of(cls).ffmpeg_based:
+            attempts[name] = f"not tried: FFmpeg's probe in {not_media!r} found no media"
+            continue
         if name != names[0]:  # fallbacks' availability was not checked by the plan
             reason = registry.unavailable_reason(name)
             if reason is not None:
                 attempts[name] = f"unavailable: {reason}"
                 continue
-        cls = registry.get_backend_class(name)
         try:
             return open_with(name, cls()), name
         except UnsafeMediaError:
@@ -353,13 +362,22 @@ def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T])
                 raise
             attempts[name] = f"cannot serve this request: {exc}"
             last_exc = exc
-        except (StreamNotFoundError, TypeError, ValueError):
-            raise
+        except (StreamNotFoundError, TypeError, ValueError) as exc:
+            if isinstance(exc, MediaDecodeError) or type(exc) in (TypeError, ValueError):
+                raise
+            # A library's own ValueError subclass (PyAV's errors, UnicodeDecodeError on
+            # damaged metadata) is about the bytes, not the request: as any other failure.
+            if explicit:
+                raise
+            attempts[name] = f"{type(exc).__name__}: {exc}"
+            last_exc = exc
         except (InvalidMediaError, BackendUnavailableError) as exc:
             if explicit or len(names) == 1:
                 raise
             attempts[name] = str(exc)
             last_exc = exc
+            if isinstance(exc, NotMediaError) and capabilities_of(cls).ffmpeg_based:
+                not_media = name
         except MediaDecodeError:
             raise
         except Exception as exc:

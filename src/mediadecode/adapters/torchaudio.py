@@ -46,7 +46,7 @@ import torch
 
 from .. import registry, selection
 from ..decoders import AudioDecoder
-from ..errors import DecodingError, StreamNotFoundError, UnsupportedRequestError
+from ..errors import DecodingError, InvalidMediaError, StreamNotFoundError, UnsupportedRequestError
 from ..sources import Source, as_source
 from .patching import ReplacingPatch
 
@@ -127,6 +127,8 @@ def _audio_stream(container, source: Source):
     if stream is None:
         have = ", ".join(f"{s.index}:{s.type}" for s in container.streams) or "none"
         raise StreamNotFoundError(f"{source.name}: no audio stream (streams: {have})")
+    if stream.codec_context is None:  # a damaged header naming a codec FFmpeg cannot decode
+        raise InvalidMediaError(f"{source.name}: audio stream {stream.index} has no decoder in this FFmpeg")
     return stream
 
 

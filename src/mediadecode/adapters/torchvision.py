@@ -98,8 +98,9 @@ def _probe(source: Source) -> _Header:
                 type=s.type,
                 time_base=tb,
                 average_rate=Fraction(rate) if rate else None,
-                sample_rate=(cc.sample_rate or None) if s.type == "audio" else None,
-                frame_size=(getattr(cc, "frame_size", 0) or 0) if s.type == "audio" else 0,
+                # cc is None for a stream whose codec FFmpeg has no decoder for (a damaged header)
+                sample_rate=(cc.sample_rate or None) if s.type == "audio" and cc is not None else None,
+                frame_size=(getattr(cc, "frame_size", 0) or 0) if s.type == "audio" and cc is not None else 0,
                 duration=float(s.duration * tb) if s.duration is not None and tb is not None else None,
             ))
         duration = container.duration / 1_000_000 if container.duration is not None else None

@@ -515,6 +515,7 @@ class DecordBackend:
         # A leading Resize runs in decord's own scaler (VideoReader width/height); crops are
         # the facade's.
         transforms=frozenset({"resize"}),
+        ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -35,7 +35,7 @@ from ..engine import (
     plan_gop_chunks,
 )
 from ..engine.parallel import MAX_PARALLEL_GOPS, available_cores
-from ..errors import InvalidMediaError
+from ..errors import DecodingError, EndOfStreamError, InvalidMediaError
 from ..frame_index import FrameIndex, FrameMappings
 from ..metadata import VideoStreamMetadata, resolve_video
 from ..protocol import RawFrames
@@ -61,6 +61,34 @@ _PLAIN_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12", "nv21"})
 
 # Version of what this reader stores in the index cache.
 _CACHE_VERSION = 1
+
+
+def _container_size(container) -> int | None:
+    """The input's size in bytes (FFmpeg's ``avio_size``), None when the input cannot tell."""
+    try:
+        size = int(container.size)
+    except (AttributeError, OSError, ValueError, import_av().FFmpegError):
+        return None
+    return size if size > 0 else None
+
+
+class _ReportedAsDecodingError:
+    """Context manager: an FFmpeg error that escapes a request's stages (a seek, a conversion)
+    is raised as :class:`DecodingError` naming the source, never as PyAV's own class. A plain
+    class, not a generator, so no suspended frame keeps the error alive."""
+
+    __slots__ = ("source_name",)
+
+    def __init__(self, source_name: str):
+        self.source_name = source_name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, import_av().FFmpegError):
+            raise DecodingError(f"{self.source_name}: decoding failed: {av_reason(exc)}") from exc
+        return False
 
 
 class _StreamOpener:
@@ -155,7 +183,8 @@ class FFmpegVideoReader:
             self._setup.probe(self._cursor)
             self._load_index_and_first_frame(seek_mode)
             self._setup.fix_metadata(self.container_metadata, meta)
-            resolve_video(meta, self.container_metadata.duration_seconds_from_header)
+            resolve_video(meta, self.container_metadata.duration_seconds_from_header,
+                          size_bytes=_container_size(self._cursor.media.container))
             if seek_mode == "approximate" and not meta.average_fps:
                 raise InvalidMediaError(
                     f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
@@ -190,6 +219,7 @@ class FFmpegVideoReader:
         stream = cursor.stream
         key = self._source.cache_key(cursor.media.file if cursor.media else None, "ffmpeg-video", _CACHE_VERSION, stream.index)
         cached = index_cache.lookup(key) or {}
+        complete = "index" in cached and "first" in cached  # nothing to store again
         if self._frame_mappings is not None:
             index = FrameIndex.from_ffprobe_json(self._frame_mappings, self._tb)
             index.check_mapped(first_packet_pts(cursor.container, stream),
@@ -209,7 +239,7 @@ class FFmpegVideoReader:
             cached["first"] = None if info is None else info.as_dict()
         first = cached["first"]
         self._apply_first_frame(None if first is None else FirstFrameInfo.from_dict(first))
-        if seek_mode == "exact" and self._frame_mappings is None:
+        if seek_mode == "exact" and self._frame_mappings is None and not complete:
             # (the cache keeps scanned indices only, never a caller's mappings)
             index_cache.store(key, cached)
 
@@ -349,13 +379,11 @@ class FFmpegVideoReader:
     def get_frames_at(self, indices: Sequence[int], positions=None) -> RawFrames:
         """Frames at sorted, unique indices; ``positions`` (see
         :class:`~mediadecode.engine.OutputBatch`) places them in the caller's order."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             cursor = self._ensure_open()
             index = self.frame_index
             if index is None:
-                fps = self.metadata.average_fps or 1.0  # approximate mode needs a rate (checked at open)
-                begin = self.metadata.begin_stream_seconds or 0.0
-                return self._played_at(cursor, [begin + (i + 0.5) / fps for i in indices], positions)
+                return self._approximate_frames_at(cursor, indices, positions)
             targets = [index.pts[i] for i in indices]
             chunks = self._parallel_plan(cursor, targets) if targets else None
             batch = self._output.new_batch(len(targets), positions, concurrent=chunks is not None)
@@ -365,12 +393,40 @@ class FFmpegVideoReader:
                 cursor.decode_exact(targets, batch, self._writer)
             return self._output.finish(batch)
 
+    def _approximate_frames_at(self, cursor: DecodeCursor, indices: Sequence[int], positions) -> RawFrames:
+        """Index ``i`` is the frame on screen at ``begin + (i + 0.5) / fps``. A header may count
+        frames the stream does not have: when the decode reaches the end of the stream before
+        the last index's time has come, that index is past the real end.
+
+        Raises:
+            EndOfStreamError: the last index lies past the real end (``num_frames``: the real
+                count, the indices whose time falls before the last frame's end).
+        """
+        fps = self.metadata.average_fps or 1.0  # approximate mode needs a rate (checked at open)
+        begin = self.metadata.begin_stream_seconds or 0.0
+        seconds = [begin + (i + 0.5) / fps for i in indices]
+        batch = self._output.new_batch(len(seconds), positions)
+        cursor.decode_played([self._ticks(s) for s in seconds], batch, self._writer)
+        if indices and cursor.at_end:
+            # The last slot holds the stream's last frame (sorted targets, decoding ran out).
+            last = batch.targets(len(indices) - 1)[0]
+            end = float((batch.pts[last] + batch.durations[last]) * self._tb)
+            count = max(1, math.ceil((end - begin) * fps - 0.5 - 1e-9))
+            if indices[-1] >= count:
+                raise EndOfStreamError(
+                    f"{self._source.name}: frame {indices[-1]} is past the end of the stream: "
+                    f"the header counts {self.metadata.num_frames_from_header} frames, but "
+                    f"decoding ends at {end:.6f} s, after {count}",
+                    num_frames=count,
+                )
+        return self._output.finish(batch)
+
     def _ticks(self, seconds: float) -> int:
         return int(math.floor(seconds / self._tb + 1e-6))
 
     def get_frames_played_at(self, seconds: Sequence[float], positions=None) -> RawFrames:
         """For each sorted, unique time, the frame on screen then (approximate mode)."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             return self._played_at(self._ensure_open(), seconds, positions)
 
     def _played_at(self, cursor: DecodeCursor, seconds: Sequence[float], positions) -> RawFrames:
@@ -381,7 +437,7 @@ class FFmpegVideoReader:
     def get_frames_played_in_range(self, start_seconds: float, stop_seconds: float) -> RawFrames:
         """The frame on screen at ``start_seconds`` and every frame with pts below
         ``stop_seconds`` (approximate mode)."""
-        with self._lock:
+        with self._lock, _ReportedAsDecodingError(self._source.name):
             cursor = self._ensure_open()
             frames = cursor.frames_played_in_range(self._ticks(start_seconds), self._ticks(stop_seconds))
             batch = self._output.new_batch(len(frames))
@@ -398,7 +454,7 @@ class FFmpegBackend:
     capabilities = Capabilities(
         devices=("cpu",), media_types=("video", "audio"),
         transforms=frozenset({"resize", "crop"}), output_dtypes=("uint8", "float32"),
-        frame_mappings=True,
+        frame_mappings=True, ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -584,6 +584,7 @@ class NVDECBackend:
         tolerance={"cuda": Tolerance(max_abs=2, mean_abs=1.05)},
         notes="NVDEC via PyAV (FFmpeg hwaccel), swscale-exact colour conversion in torch on the GPU",
         cpu_fallback=True,
+        ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -533,6 +533,7 @@ class TorchCodecBackend:
         transforms=frozenset({"resize", "crop"}),
         output_dtypes=("uint8", "float32"),
         frame_mappings=True,  # handed to torchcodec's custom_frame_mappings
+        ffmpeg_based=True,
     )
     # Stated once, in the capabilities; the class attributes mirror them for the protocol.
     devices = capabilities.devices

@@ -154,6 +154,9 @@ class DecodeCursor:
         self.position: int | None = None
         self._packets.skipped = set()
         self.at_start = at_start
+        # Whether decoding ran out of frames since the last reset: the last frame consumed is
+        # then the stream's last (a request past the real end learns it from this).
+        self.at_end = False
 
     @property
     def skipped(self) -> set[int]:
@@ -210,6 +213,7 @@ class DecodeCursor:
             if frame is None:
                 self._frames = None
                 self.position = None
+                self.at_end = True
                 return None
             if frame.pts is None:
                 # No timestamp (rare): continue from the previous frame's.
@@ -281,13 +285,17 @@ class DecodeCursor:
         self._packets.wanted = set(targets)
         try:
             self._decode_exact_once(targets, batch, writer, base)
+            return
         except DecodingError:
-            self._skip_nonref = False  # this cursor decodes every frame from now on
-            self._packets.wanted = None
-            self.reset(at_start=False)  # position unknown: seek again
-            self._decode_exact_once(targets, batch, writer, base)
+            # Retried below, outside this handler: a decode generator resumed while the error
+            # is being handled keeps a reference to it, a cycle (error -> traceback -> this
+            # cursor -> generator -> error) that holds the file open until the cycle collector.
+            pass
         finally:
             self._packets.wanted = None
+        self._skip_nonref = False  # this cursor decodes every frame from now on
+        self.reset(at_start=False)  # position unknown: seek again
+        self._decode_exact_once(targets, batch, writer, base)
 
     def _decode_exact_once(self, targets, batch, writer, base) -> None:
         for slot, target in enumerate(targets, start=base):

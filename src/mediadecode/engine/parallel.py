@@ -85,4 +85,10 @@ class GopParallelDecoder:
         for thread in threads:
             thread.join()
         if errors:
-            raise errors[0]
+            # Raised without a local name and with the list emptied: the error's traceback holds
+            # this frame and ``run``'s (whose closure holds ``errors``), so keeping it in either
+            # would make a cycle that keeps the cursors' files open until the cycle collector.
+            try:
+                raise errors[0]
+            finally:
+                errors.clear()

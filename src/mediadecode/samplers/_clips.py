@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ class _IndexClips:
         step = _positive_int("num_indices_between_frames", num_indices_between_frames)
         span = step * (num_frames_per_clip - 1) + 1
         start, end = _index_range(num_frames, span, sampling_range_start, sampling_range_end)
+        decoder.check_output_size(num_clips * num_frames_per_clip)
         return cls(num_frames, num_clips, num_frames_per_clip, step, span, start, end, policy)
 
     def read(self, decoder, starts: torch.Tensor) -> FrameBatch:
@@ -301,6 +303,7 @@ def clips_at_random_timestamps(
     num_clips = _positive_int("num_clips", num_clips)
     clips = _TimeClips.check(decoder, num_frames_per_clip, seconds_between_frames,
                              sampling_range_start, sampling_range_end, policy)
+    decoder.check_output_size(num_clips * num_frames_per_clip)
     starts = (
         torch.rand(num_clips, dtype=torch.float64, generator=_generator(seed, generator))
         * (clips.end - clips.start) + clips.start
@@ -325,6 +328,10 @@ def clips_at_regular_timestamps(
         )
     clips = _TimeClips.check(decoder, num_frames_per_clip, seconds_between_frames,
                              sampling_range_start, sampling_range_end, policy)
+    # Before building the start times: a header's time base can make a 1 s file last for
+    # months, and one clip every 0.25 s of that would be millions of clips.
+    decoder.check_output_size(
+        math.ceil((clips.end - clips.start) / seconds_between_clip_starts) * num_frames_per_clip)
     starts = torch.arange(clips.start, clips.end, seconds_between_clip_starts, dtype=torch.float64)
     starts = starts[starts < clips.end]  # arange's float steps may overshoot
     return clips.read(decoder, starts)

@@ -34,7 +34,9 @@ class ExampleVideoReader:
 
         self._path = path
         try:
-            self._container = av.open(path)
+            # Damaged metadata must not fail the open (and PyAV's failed open keeps the file
+            # until the cycle collector): undecodable tags are dropped.
+            self._container = av.open(path, metadata_errors="ignore")
         except av.FFmpegError as exc:
             raise InvalidMediaError(f"{path}: the example backend cannot open it: {exc}") from exc
         try:
