@@ -22,7 +22,7 @@ import pytest
 
 import mediadecode
 from mediadecode import AudioDecoder, VideoDecoder, samplers
-from mediadecode.errors import DecodingError, InvalidMediaError, MediaDecodeError
+from mediadecode.errors import DecodingError, MediaDecodeError
 
 from conftest import count_open_fds, encode_video
 

@@ -51,7 +51,8 @@ from .frames import AudioSamples, Frame, FrameBatch, empty_pts
 from .metadata import AudioStreamMetadata, VideoStreamMetadata
 from .sources import Source, as_source
 from .wav import WavDecoder
-from .transforms import TransformPlan, TransformRequest
+from .shaping import FrameShaper, backend_output_keywords
+from .transforms import TransformRequest
 
 __all__ = [
     "VideoDecoder",
@@ -450,7 +451,6 @@ class VideoDecoder(_Decoder):
             "max_output_bytes": _limit_option(max_output_bytes),
         }
         options.update(_output_options(transforms, output_dtype))  # transforms, output_dtype
-        self._dimension_order = dimension_order
         # custom_frame_mappings: read and checked here, before anything opens (as torchcodec)
         if custom_frame_mappings is not None:
             if seek_mode == "approximate":
@@ -471,7 +471,8 @@ class VideoDecoder(_Decoder):
             # A GPU backend may decode on the CPU what its hardware cannot (reported by
             # decoder.cpu_fallback) only when it was chosen automatically, never when asked for.
             extra["allow_cpu_fallback"] = bool(o.get("auto_selected", False))
-        extra.update(self._output_kwargs(backend_obj))
+        extra.update(backend_output_keywords(capabilities_of(type(backend_obj)),
+                                             o.get("transforms"), o.get("output_dtype", "uint8")))
         if o.get("frame_mappings") is not None:  # only backends declaring frame_mappings get here
             extra["frame_mappings"] = o["frame_mappings"]
         reader = backend_obj.open_video(
@@ -483,39 +484,14 @@ class VideoDecoder(_Decoder):
             **extra,
         )
         self._set_reader_info(reader)
-        self._set_output_steps(backend_obj, reader)
-        return reader
-
-    # -- transforms and output dtype -----------------------------------------------------------
-
-    def _output_kwargs(self, backend_obj) -> dict[str, Any]:
-        """What the backend is handed, as its capabilities declare (never sniffed): backends
-        written before transforms existed get neither keyword and the facade does the work."""
-        caps = capabilities_of(type(backend_obj))
-        o, extra = self._options, {}
-        if caps.transforms and o.get("transforms") is not None:
-            extra["transforms"] = o["transforms"]
-        if "float32" in caps.output_dtypes and o.get("output_dtype", "uint8") != "uint8":
-            extra["output_dtype"] = o["output_dtype"]
-        return extra
-
-    def _set_output_steps(self, backend_obj, reader) -> None:
-        """The facade's share of the output: the transform steps the backend does not apply
-        (after rotation) and the float conversion of a backend that returns only uint8."""
-        caps = capabilities_of(type(backend_obj))
         o = self._options
-        request: TransformRequest | None = o.get("transforms")
-        self._post_plan: TransformPlan | None = None
-        self._out_size = (int(self._metadata.height or 0), int(self._metadata.width or 0))
-        if request is not None:
-            plan = request.resolve(self._metadata.height, self._metadata.width)
-            self._out_size = plan.output_size
-            self._post_plan = plan.split(caps.transforms)[1] if caps.transforms else plan
-        dtype = o.get("output_dtype", "uint8")
-        if dtype == "auto":
-            dtype = "float32" if (self._metadata.bit_depth or 8) > 8 else "uint8"
-        self._out_dtype = torch.float32 if dtype == "float32" else torch.uint8
-        self._cast_float = dtype == "float32" and "float32" not in caps.output_dtypes
+        self._shaper = FrameShaper.for_stream(
+            reader.metadata, capabilities_of(type(backend_obj)),
+            frames_are_rotated=bool(getattr(reader, "frames_are_rotated", False)),
+            transforms=o.get("transforms"), output_dtype=o.get("output_dtype", "uint8"),
+            dimension_order=o["dimension_order"], device=o.get("device", "cpu"),
+        )
+        return reader
 
     def _set_reader_info(self, reader) -> None:
         meta = reader.metadata
@@ -524,13 +500,8 @@ class VideoDecoder(_Decoder):
         self._begin = float(meta.begin_stream_seconds or 0.0)
         end = meta.end_stream_seconds
         self._end = float(end) if end is not None else math.inf
-        rotation = meta.rotation if not getattr(reader, "frames_are_rotated", False) else None
-        self._rot90 = int(round((rotation or 0) / 90)) % 4
         # Optional reader attributes of the protocol (mediadecode.protocol.VideoStreamReader).
         self._fills_positions = bool(getattr(reader, "fills_positions", False))
-
-    def _after_unpickle(self) -> None:
-        self._dimension_order = self._options["dimension_order"]
 
     @property
     def transforms(self) -> tuple:
@@ -593,24 +564,11 @@ class VideoDecoder(_Decoder):
     # -- output shaping ------------------------------------------------------------------------
 
     def _finish(self, data: Tensor) -> Tensor:
-        """(N, H, W, 3) frames from the reader -> rotated (unless the reader did), transformed
-        (the steps the backend did not apply), of the output dtype, in the dimension order."""
-        if self._rot90:
-            data = torch.rot90(data, self._rot90, dims=(1, 2)).contiguous()
-        if self._post_plan is not None:
-            data = self._post_plan.apply(data)
-        if self._cast_float and data.dtype == torch.uint8:
-            data = data.to(torch.float32) / 255.0
-        if self._dimension_order == "NCHW":
-            data = data.permute(0, 3, 1, 2)
-        return data
+        return self._shaper.apply(data)
 
     def _empty(self) -> FrameBatch:
         self._r  # noqa: B018
-        h, w = self._out_size
-        shape = (0, 3, h, w) if self._dimension_order == "NCHW" else (0, h, w, 3)
-        data = torch.empty(shape, dtype=self._out_dtype, device=self._options.get("device", "cpu"))
-        return FrameBatch(data, empty_pts(), empty_pts())
+        return FrameBatch(self._shaper.empty(), empty_pts(), empty_pts())
 
     def _batch_for(self, fetch, keys: list) -> FrameBatch:
         """Fetch unique sorted keys once, in the requested order: a reader that declares

@@ -35,6 +35,8 @@ from . import registry
 from .capabilities import capabilities_of
 from .errors import (
     BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidMediaError,
     MediaDecodeError,
     NoBackendError,
@@ -363,8 +365,9 @@ def open_first(plan: Plan, source_name: str, open_with: Callable[[str, Any], T])
             attempts[name] = f"cannot serve this request: {exc}"
             last_exc = exc
         except (StreamNotFoundError, TypeError, ValueError) as exc:
-            if isinstance(exc, MediaDecodeError) or type(exc) in (TypeError, ValueError):
-                raise
+            if (isinstance(exc, (MediaDecodeError, InvalidArgumentError, InvalidArgumentTypeError))
+                    or type(exc) in (TypeError, ValueError)):
+                raise  # our own verdict on the request (a bad argument, wrong mappings)
             # A library's own ValueError subclass (PyAV's errors, UnicodeDecodeError on
             # damaged metadata) is about the bytes, not the request: as any other failure.
             if explicit:
