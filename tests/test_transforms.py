@@ -270,3 +270,19 @@ def test_cli_frames_resize_and_crop(tmp_path, capsys):
         for y in range(0, 16) for x in range(0, 16)
     )
     assert found
+
+
+def test_torchcodec_backend_refuses_transforms_on_cuda_up_front(monkeypatch):
+    """torchcodec 0.17 transforms on the CPU only (its CUDA decoder fails inside torchcodec):
+    the backend refuses the request before opening anything, so automatic selection can hand
+    over (checked with torch told that a GPU is there)."""
+    from mediadecode.backends.torchcodec import TorchCodecBackend
+    from mediadecode.sources import as_source
+    from mediadecode.transforms import TransformRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(md.UnsupportedRequestError, match="CPU only"):
+        TorchCodecBackend().open_video(
+            as_source(media_path("nasa_13013.mp4")), stream_index=None, seek_mode="exact",
+            num_threads=1, device="cuda", transforms=TransformRequest([Resize((64, 64))]),
+        )

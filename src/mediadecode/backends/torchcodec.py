@@ -31,6 +31,7 @@ from ..errors import (
     DecodingError,
     InvalidMediaError,
     StreamNotFoundError,
+    UnsupportedRequestError,
 )
 from ..frame_index import FrameIndex, FrameMappings
 from ..metadata import (
@@ -580,6 +581,13 @@ class TorchCodecBackend:
             raise BackendUnavailableError(
                 "torchcodec: CUDA decoding needs a GPU that torch can see "
                 "(torch.cuda.is_available() is False)"
+            )
+        if device.split(":", 1)[0] == "cuda" and transforms is not None:
+            # torchcodec 0.17 applies decoder transforms on the CPU only: its CUDA decoder fails
+            # inside torchcodec. Refused here, so automatic selection can hand over.
+            raise UnsupportedRequestError(
+                f"{source.name}: torchcodec 0.17 applies decoder transforms on the CPU only, "
+                f"not on {device!r}; decode on the CPU, or let mediadecode choose the backend"
             )
         if device.split(":", 1)[0] == "cuda":
             from ..cuda_options import get_nvdec_cache_capacity
