@@ -25,9 +25,30 @@ from typing import Any, Mapping
 from .capabilities import Capabilities, capabilities_of
 from .errors import BackendUnavailableError, UnknownBackendError
 
-__all__ = ["BackendSpec", "BackendInfo", "list_backends", "get_backend_class", "registry"]
+__all__ = ["BackendSpec", "BackendInfo", "CachedAvailability", "list_backends", "get_backend_class", "registry"]
 
 GROUP = "mediadecode.backends"
+
+
+class CachedAvailability:
+    """For backend classes whose availability check is costly (it imports a library, loads
+    shared libraries): :meth:`unavailable_reason` runs the class's ``check_availability()`` once
+    per process and keeps the answer."""
+
+    _reason: str | None = None
+    _checked = False
+
+    @classmethod
+    def check_availability(cls) -> str | None:  # pragma: no cover - overridden
+        """None when usable here; otherwise why not, with the fix. Must not raise."""
+        return None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if not cls._checked:
+            cls._reason = cls.check_availability()
+            cls._checked = True
+        return cls._reason
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ import torch
 
 from .. import lifecycle
 from ..capabilities import Capabilities, Tolerance
+from ..registry import CachedAvailability
 from ..engine.output import allocate_frames
 from ..errors import DecodingError, InvalidMediaError, UnsupportedRequestError
 from ..frame_index import FrameIndex, fill_missing_durations
@@ -492,7 +493,7 @@ class DecordAudioReader:
         self._data = None
 
 
-class DecordBackend:
+class DecordBackend(CachedAvailability):
     """decord on the CPU (priority 20, below ffmpeg and torchcodec)."""
 
     name = "decord"
@@ -521,23 +522,17 @@ class DecordBackend:
     devices = capabilities.devices
     media_types = capabilities.media_types
 
-    _reason: str | None = None
-    _checked = False
-
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if not cls._checked:
-            try:
-                decord = _decord()
-                getattr(decord, "VideoReader")
-                cls._reason = None
-            except Exception as exc:
-                cls._reason = (
-                    f"the decord module is not importable ({type(exc).__name__}: {exc}); "
-                    f'fix: pip install "mediadecode[decord]" (installs decord2)'
-                )
-            cls._checked = True
-        return cls._reason
+    def check_availability(cls) -> str | None:
+        """Whether the decord module imports (checked once, see ``CachedAvailability``)."""
+        try:
+            getattr(_decord(), "VideoReader")
+        except Exception as exc:
+            return (
+                f"the decord module is not importable ({type(exc).__name__}: {exc}); "
+                f'fix: pip install "mediadecode[decord]" (installs decord2)'
+            )
+        return None
 
     def open_video(self, source: Source, *, stream_index, seek_mode, num_threads, device="cpu",
                    transforms=None):

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from ..capabilities import Capabilities, Tolerance
+from ..registry import CachedAvailability
 from ..errors import (
     BackendUnavailableError,
     DecodingError,
@@ -509,7 +510,7 @@ def _libraries_missing(exc: BaseException | None) -> str:
     )
 
 
-class TorchCodecBackend:
+class TorchCodecBackend(CachedAvailability):
     """torchcodec (priority 50: below ffmpeg, above decord); CPU, and CUDA where available."""
 
     name = "torchcodec"
@@ -540,18 +541,8 @@ class TorchCodecBackend:
     devices = capabilities.devices
     media_types = capabilities.media_types
 
-    _reason: str | None = None
-    _checked = False
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if not cls._checked:
-            cls._reason = cls._check()
-            cls._checked = True
-        return cls._reason
-
     @staticmethod
-    def _check() -> str | None:
+    def check_availability() -> str | None:
         """Whether torchcodec's native core loaded FFmpeg's shared libraries.
 
         torchcodec 0.17 imports without them (its image decoders need no FFmpeg) and binds its
