@@ -311,6 +311,15 @@ def _as_seconds_list(seconds: Any) -> list[float]:
     return [_as_seconds(s) for s in list(seconds)]
 
 
+def _key_frame_indices(reader) -> Tensor | None:
+    """A reader's keyframe indices: its own (an optional reader attribute of the protocol), else
+    its exact frame index's; None when it knows neither."""
+    keys = getattr(reader, "key_frame_indices", None)
+    if keys is None and getattr(reader, "frame_index", None) is not None:
+        keys = reader.frame_index.key_frame_indices
+    return keys
+
+
 class VideoDecoder(_Decoder):
     """Decode frames of one video stream into ``torch.uint8`` RGB tensors.
 
@@ -534,10 +543,7 @@ class VideoDecoder(_Decoder):
                 keyframes; a ``RuntimeError`` as torchcodec raises without a scan (and a
                 ``ValueError``: the request is what has to change).
         """
-        reader = self._r
-        keys = getattr(reader, "key_frame_indices", None)  # optional reader attribute (protocol)
-        if keys is None and getattr(reader, "frame_index", None) is not None:
-            keys = reader.frame_index.key_frame_indices
+        keys = _key_frame_indices(self._r)
         if keys is None:
             raise UnsupportedRequestError(
                 f"{self._source.name}: the keyframes are known only in seek_mode='exact' "
