@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 
+from .checks import positive_int, random_generator
 from ..frames import FrameBatch
 
 Policy = Literal["repeat_last", "wrap", "error"]
@@ -58,27 +59,13 @@ _POLICIES: dict[str, Callable[[list, int], list]] = {
 }
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _check_common(decoder, num_frames_per_clip, policy) -> int:
     if len(decoder) < 1:
         raise ValueError(f"the video must have at least one frame, it has {len(decoder)}")
-    _positive_int("num_frames_per_clip", num_frames_per_clip)
+    positive_int("num_frames_per_clip", num_frames_per_clip)
     if policy not in _POLICIES:
         raise ValueError(f"Invalid policy ({policy!r}); supported values are {', '.join(_POLICIES)}")
     return len(decoder)
-
-
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
-    if seed is not None and generator is not None:
-        raise ValueError("pass seed or generator, not both")
-    if seed is not None:
-        return torch.Generator().manual_seed(int(seed))
-    return generator
 
 
 def _as_clips(frames: FrameBatch, num_clips: int, num_frames_per_clip: int) -> FrameBatch:
@@ -152,8 +139,8 @@ class _IndexClips:
     def check(cls, decoder, num_clips, num_frames_per_clip, num_indices_between_frames,
               sampling_range_start, sampling_range_end, policy) -> "_IndexClips":
         num_frames = _check_common(decoder, num_frames_per_clip, policy)
-        num_clips = _positive_int("num_clips", num_clips)
-        step = _positive_int("num_indices_between_frames", num_indices_between_frames)
+        num_clips = positive_int("num_clips", num_clips)
+        step = positive_int("num_indices_between_frames", num_indices_between_frames)
         span = step * (num_frames_per_clip - 1) + 1
         start, end = _index_range(num_frames, span, sampling_range_start, sampling_range_end)
         decoder.check_output_size(num_clips * num_frames_per_clip)
@@ -184,7 +171,7 @@ def clips_at_random_indices(
     clips = _IndexClips.check(decoder, num_clips, num_frames_per_clip, num_indices_between_frames,
                               sampling_range_start, sampling_range_end, policy)
     starts = torch.randint(clips.start, clips.end, (clips.num_clips,),
-                           generator=_generator(seed, generator))
+                           generator=random_generator(seed, generator))
     return clips.read(decoder, starts)
 
 
@@ -300,12 +287,12 @@ def clips_at_random_timestamps(
     generator: torch.Generator | None = None,
 ) -> FrameBatch:
     _check_common(decoder, num_frames_per_clip, policy)
-    num_clips = _positive_int("num_clips", num_clips)
+    num_clips = positive_int("num_clips", num_clips)
     clips = _TimeClips.check(decoder, num_frames_per_clip, seconds_between_frames,
                              sampling_range_start, sampling_range_end, policy)
     decoder.check_output_size(num_clips * num_frames_per_clip)
     starts = (
-        torch.rand(num_clips, dtype=torch.float64, generator=_generator(seed, generator))
+        torch.rand(num_clips, dtype=torch.float64, generator=random_generator(seed, generator))
         * (clips.end - clips.start) + clips.start
     )
     return clips.read(decoder, starts)

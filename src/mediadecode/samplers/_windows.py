@@ -9,6 +9,8 @@ from typing import Literal
 
 import torch
 
+from .checks import positive_int, random_generator
+
 Policy = Literal["repeat_last", "wrap", "error"]
 _POLICY_NAMES = ("repeat_last", "wrap", "error")
 
@@ -120,20 +122,6 @@ def _decode_windows(decoder, starts: list[float], rate: int, num_samples: int, w
     )
 
 
-def _generator(seed, generator):
-    if seed is not None and generator is not None:
-        raise ValueError("pass seed or generator, not both")
-    if seed is not None:
-        return torch.Generator().manual_seed(int(seed))
-    return generator
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def windows_at_random_timestamps(
     decoder,
     *,
@@ -175,10 +163,10 @@ def windows_at_random_timestamps(
             empty or outside the stream, both ``seed`` and ``generator``, or a window past the
             end with ``policy="error"``.
     """
-    num_windows = _positive_int("num_windows", num_windows)
+    num_windows = positive_int("num_windows", num_windows)
     rate, num_samples, begin, end_stream = _check(decoder, window_seconds, policy)
     start, end = _range(begin, end_stream, window_seconds, sampling_range_start, sampling_range_end)
-    draws = torch.rand(num_windows, dtype=torch.float64, generator=_generator(seed, generator))
+    draws = torch.rand(num_windows, dtype=torch.float64, generator=random_generator(seed, generator))
     starts = (draws * (end - start) + start).tolist()
     return _decode_windows(decoder, starts, rate, num_samples, window_seconds, policy, begin)
 
@@ -196,7 +184,7 @@ def windows_at_regular_timestamps(
     ``start + i * (end - start) / num_windows`` of ``[sampling_range_start,
     sampling_range_end)``, the audio counterpart of torchcodec 0.17's regular samplers. No random
     draws. Arguments, result and errors as :func:`windows_at_random_timestamps`."""
-    num_windows = _positive_int("num_windows", num_windows)
+    num_windows = positive_int("num_windows", num_windows)
     rate, num_samples, begin, end_stream = _check(decoder, window_seconds, policy)
     start, end = _range(begin, end_stream, window_seconds, sampling_range_start, sampling_range_end)
     starts = [start + i * (end - start) / num_windows for i in range(num_windows)]
