@@ -32,11 +32,12 @@ av = pytest.importorskip("av")
 # -- media -----------------------------------------------------------------------------------
 
 
-def _noise_video(path: Path, *, num_frames: int, fmt: str | None = None) -> Path:
-    """H.264 noise (large packets), GOP 10, 64x48 at 30 fps."""
-    rng = np.random.default_rng(7)
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream("libx264", rate=30, options={"g": "10", "preset": "ultrafast"})
+def _noise_video(path: Path, *, num_frames: int, fmt: str | None = None, rate: int = 30,
+                 gop: int = 10, seed: int = 7, container_options: dict | None = None) -> Path:
+    """H.264 noise (large packets), 64x48, GOP ``gop`` at ``rate`` fps."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
+        stream = out.add_stream("libx264", rate=rate, options={"g": str(gop), "preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(num_frames):
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
@@ -197,19 +198,8 @@ def truncated_faststart(tmp_path_factory) -> Path:
     broken download is: the header counts 48 frames and a duration of 2 s, the data holds
     about half."""
     folder = tmp_path_factory.mktemp("truncated")
-    rng = np.random.default_rng(3)
-    path = folder / "faststart.mp4"
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264", rate=24, options={"g": "12", "preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(48):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
-            frame = frame.reformat(format="yuv420p")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    path = _noise_video(folder / "faststart.mp4", num_frames=48, rate=24, gop=12, seed=3,
+                        container_options={"movflags": "faststart"})
     data = path.read_bytes()
     cut = folder / "truncated.mp4"
     cut.write_bytes(data[: len(data) // 2])
