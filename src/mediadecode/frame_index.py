@@ -331,11 +331,6 @@ class FrameIndex:
         index = int(torch.searchsorted(self.pts_seconds, when, right=True)[0]) - 1
         return min(max(index, 0), len(self.pts) - 1)
 
-    def first_index_at_or_after(self, seconds: float) -> int:
-        """The index of the first frame whose pts is >= ``seconds`` (``num_frames`` if none)."""
-        when = torch.tensor([seconds], dtype=torch.float64)
-        return int(torch.searchsorted(self.pts_seconds, when)[0])
-
     def index_of_pts(self, ticks: int) -> int:
         """The index of the frame with pts ``ticks``, or of the first frame after it."""
         return bisect.bisect_left(self.pts, ticks)

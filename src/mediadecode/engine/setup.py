@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import torch
 
 from ..metadata import ContainerMetadata, VideoStreamMetadata
 from ..pyav import FirstFrameInfo, MediaHandle, first_frame_info, open_container
@@ -100,12 +99,3 @@ class CpuDecoderSetup:
     def output_stage(self, coded_size: tuple[int, int], timing: FrameTiming,
                      fmt: OutputFormat | None = None) -> OutputStage:
         return CpuRGBOutput(coded_size, timing, fmt=fmt)
-
-    def single_threaded(self) -> "CpuDecoderSetup":
-        """The same setup with one thread (for GOP-parallel workers)."""
-        return CpuDecoderSetup(1)
-
-
-def device_of(setup: Any) -> torch.device:
-    """Where a setup's frames are returned (CPU unless it says otherwise)."""
-    return getattr(setup, "device", torch.device("cpu"))
