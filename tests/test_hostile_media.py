@@ -102,6 +102,36 @@ def lying_mov(tmp_path_factory) -> Path:
     return path
 
 
+def _default_duration_patched(path: Path, nanoseconds: int) -> bytes:
+    """The bytes of a one-track Matroska file whose track's DefaultDuration (EBML ID 0x23E383)
+    says ``nanoseconds`` per frame: FFmpeg takes the header's average rate from it, while the
+    blocks keep their real timestamps."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x23\xe3\x83")
+    assert at > 0 and data.find(b"\x23\xe3\x83", at + 1) < 0, "one DefaultDuration element"
+    size_byte = data[at + 3]
+    width = 8 - size_byte.bit_length() + 1  # EBML size: leading zeros + 1 bytes
+    assert width == 1, "a one-byte size field"
+    length = size_byte & 0x7F
+    assert nanoseconds < 1 << (8 * length)
+    data[at + 4:at + 4 + length] = nanoseconds.to_bytes(length, "big")
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def lying_rate_mkv(tmp_path_factory) -> Path:
+    """10 MJPEG frames at 24 fps in Matroska whose DefaultDuration claims 30,000 fps (the
+    campaign's 9 KB file, remade): the header has no frame count, so the count comes from its
+    duration x rate."""
+    folder = tmp_path_factory.mktemp("lying_rate")
+    honest = encode_video(folder / "honest.mkv", codec="mjpeg", width=64, height=48, pix_fmt="yuvj420p",
+                          num_frames=10, rate=Fraction(24), time_base=Fraction(1, 1000),
+                          pts=[round(i * 1000 / 24) for i in range(10)])
+    path = folder / "lying_rate.mkv"
+    path.write_bytes(_default_duration_patched(honest.path, 33_333))
+    return path
+
+
 # -- a dropped decoder frees its file at once ------------------------------------------------
 
 
@@ -217,6 +247,23 @@ def test_lying_frame_count_is_bounded_by_duration_and_rate(lying_mov):
     assert len(decoder) <= meta.duration_seconds * meta.average_fps * 1.1 + 2
     frames = list(decoder)
     assert len(frames) == len(real) == len(decoder)
+    for ours, ref in zip(frames, real):
+        assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
+
+
+def test_lying_frame_rate_is_checked_against_the_timestamps(lying_rate_mkv):
+    with av.open(str(lying_rate_mkv)) as container:
+        stream = container.streams.video[0]
+        header_rate, timestamp_rate = float(stream.average_rate), float(stream.base_rate)
+    real = _pyav_frames(lying_rate_mkv)
+    assert header_rate > 1000 * timestamp_rate  # the damage took
+    decoder = VideoDecoder(lying_rate_mkv, seek_mode="approximate")
+    meta = decoder.metadata
+    assert meta.average_fps_from_header == pytest.approx(header_rate)  # the header's word is kept
+    assert meta.average_fps == pytest.approx(timestamp_rate)
+    assert len(decoder) <= meta.duration_seconds * timestamp_rate * 1.1 + 2
+    frames = list(decoder)  # each real frame once, not each ~1250 times
+    assert len(frames) == len(real)
     for ours, ref in zip(frames, real):
         assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
 

@@ -20,6 +20,7 @@ __all__ = [
     "ContainerMetadata",
     "resolve_video",
     "header_frame_bound",
+    "plausible_header_fps",
 ]
 
 
@@ -176,6 +177,12 @@ def pixel_format_bit_depth(pixel_format: str) -> int | None:
 HEADER_COUNT_TOLERANCE = 1.1
 HEADER_COUNT_SLACK = 2
 
+# A header's average rate may exceed the rate the stream's own timestamps show (FFmpeg's
+# r_frame_rate) by this factor before it is disbelieved. Frames on a 1/r grid cannot average more
+# than r per second; the slack covers a variable-rate stream whose probed start is slower than
+# its average.
+HEADER_RATE_TOLERANCE = 2.0
+
 
 def header_frame_bound(duration: float | None, fps: float | None, size_bytes: int | None) -> int | None:
     """The most frames a header can be believed about (approximate mode), or None when nothing
@@ -190,8 +197,17 @@ def header_frame_bound(duration: float | None, fps: float | None, size_bytes: in
     return min(bounds) if bounds else None
 
 
+def plausible_header_fps(header_fps: float | None, timestamp_fps: float | None) -> float | None:
+    """The frame rate approximate mode believes: the header's average rate, unless it exceeds
+    ``timestamp_fps`` (the rate the stream's timestamps show, FFmpeg's ``r_frame_rate``) by more
+    than :data:`HEADER_RATE_TOLERANCE`; then ``timestamp_fps``. None when the header has none."""
+    if header_fps and timestamp_fps and timestamp_fps > 0 and header_fps > timestamp_fps * HEADER_RATE_TOLERANCE:
+        return float(timestamp_fps)
+    return header_fps
+
+
 def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = None, *,
-                  size_bytes: int | None = None) -> None:
+                  size_bytes: int | None = None, timestamp_fps: float | None = None) -> None:
     """Fill the resolved fields of ``meta`` in place from its header and content fields.
 
     The rules are torchcodec 0.17's (``_metadata.py``): content first, header second, then values
@@ -200,8 +216,11 @@ def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = 
     Without a scan (approximate mode) a hostile header cannot stretch the frame count: a count
     above what the header's duration and rate allow, or above one frame per byte of the file
     (``size_bytes``, when known), is replaced by that bound (:func:`header_frame_bound`);
-    ``num_frames_from_header`` keeps what the header said. A reader that finds the real end
-    earlier still raises :class:`~mediadecode.errors.EndOfStreamError` there.
+    ``num_frames_from_header`` keeps what the header said. A header rate far above the rate the
+    stream's timestamps show (``timestamp_fps``, when known) is replaced by the latter
+    (:func:`plausible_header_fps`); ``average_fps_from_header`` keeps the header's word. A
+    reader that finds the real end earlier still raises
+    :class:`~mediadecode.errors.EndOfStreamError` there.
     """
     if meta.pixel_format:
         meta.bit_depth = pixel_format_bit_depth(meta.pixel_format)
@@ -222,16 +241,17 @@ def resolve_video(meta: VideoStreamMetadata, container_duration: float | None = 
             meta.average_fps = meta.average_fps_from_header
         return
 
+    fps = plausible_header_fps(meta.average_fps_from_header, timestamp_fps)
     duration = meta.duration_seconds_from_header
-    if duration is None and meta.num_frames_from_header and meta.average_fps_from_header:
-        duration = meta.num_frames_from_header / meta.average_fps_from_header
+    if duration is None and meta.num_frames_from_header and fps:
+        duration = meta.num_frames_from_header / fps
     if duration is None and container_duration is not None:
         # A container duration (Matroska's segment duration, say) runs from time 0, not from
         # the stream's first timestamp.
         begin = meta.begin_stream_seconds_from_header or 0.0
         duration = container_duration - begin if container_duration > begin else container_duration
     meta.duration_seconds = duration
-    meta.average_fps = meta.average_fps_from_header
+    meta.average_fps = fps
     if meta.num_frames_from_header:
         meta.num_frames = meta.num_frames_from_header
         bound = header_frame_bound(duration, meta.average_fps, size_bytes)

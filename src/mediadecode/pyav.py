@@ -40,6 +40,7 @@ __all__ = [
     "seconds_of",
     "select_stream",
     "stream_metadata",
+    "timestamp_rate",
     "ticks_to_seconds",
 ]
 
@@ -164,6 +165,14 @@ def seconds_of(ticks, time_base) -> float | None:
     if ticks is None or time_base is None:
         return None
     return float(ticks * time_base)
+
+
+def timestamp_rate(stream) -> float | None:
+    """The frame rate the stream's own timestamps show (FFmpeg's ``r_frame_rate``, estimated from
+    the packets probed at open), or None when FFmpeg found none. A cross-check for the header's
+    average rate, which a damaged header can set to anything."""
+    rate = stream.base_rate
+    return float(rate) if rate else None
 
 
 def stream_metadata(container, stream) -> StreamMetadata:

@@ -47,6 +47,7 @@ from ..pyav import (
     first_packet_pts,
     import_av,
     select_stream,
+    timestamp_rate,
 )
 from ..sources import Source
 from ..transforms import TransformRequest
@@ -184,7 +185,8 @@ class FFmpegVideoReader:
             self._load_index_and_first_frame(seek_mode)
             self._setup.fix_metadata(self.container_metadata, meta)
             resolve_video(meta, self.container_metadata.duration_seconds_from_header,
-                          size_bytes=_container_size(self._cursor.media.container))
+                          size_bytes=_container_size(self._cursor.media.container),
+                          timestamp_fps=timestamp_rate(stream))
             if seek_mode == "approximate" and not meta.average_fps:
                 raise InvalidMediaError(
                     f"{source.name}: the header gives no frame rate; use seek_mode='exact'"
