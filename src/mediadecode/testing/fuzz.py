@@ -490,7 +490,8 @@ def _rss_bytes() -> int:
 
 def _worker_main(conn) -> None:
     """Worker process: receives case file paths, answers each with its :func:`exercise` dict
-    plus ``fds`` (growth of open descriptors over the case) and ``rss`` (bytes after it)."""
+    plus ``fds_without_gc`` (growth of open descriptors over the case, run with the cycle
+    collector off), ``fds`` (the growth left after a collection) and ``rss`` (bytes after it)."""
     import gc
     import warnings
 
@@ -509,9 +510,16 @@ def _worker_main(conn) -> None:
             return
         if path is None:
             return
-        before = _open_fds()
-        result = exercise(path)
-        result["fds_without_gc"] = _open_fds() - before
+        # The cycle collector stays off during the case, so a descriptor that only a collection
+        # would free is counted every time, not only when no automatic collection happened to run.
+        gc.collect()
+        gc.disable()
+        try:
+            before = _open_fds()
+            result = exercise(path)
+            result["fds_without_gc"] = _open_fds() - before
+        finally:
+            gc.enable()
         gc.collect()
         result["fds"] = _open_fds() - before
         result["rss"] = _rss_bytes()
