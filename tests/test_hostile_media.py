@@ -268,6 +268,18 @@ def test_lying_frame_rate_is_checked_against_the_timestamps(lying_rate_mkv):
         assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
 
 
+def test_honest_rates_are_believed(h264_mp4):
+    from mediadecode.metadata import plausible_header_fps
+
+    # variable rate: the average is below the timestamps' grid rate (FFmpeg's r_frame_rate)
+    assert plausible_header_fps(10000 / 481, 2000.0) == 10000 / 481
+    assert plausible_header_fps(30.0, 20.0) == 30.0  # a slow start within the tolerance
+    assert plausible_header_fps(30.0, None) == 30.0 and plausible_header_fps(None, 24.0) is None
+    with av.open(str(h264_mp4.path)) as container:
+        header_rate = float(container.streams.video[0].average_rate)
+    assert VideoDecoder(h264_mp4.path, seek_mode="approximate").metadata.average_fps == pytest.approx(header_rate)
+
+
 def test_iteration_and_ranges_stop_at_the_real_end(truncated_faststart):
     claimed = _header_frame_count(truncated_faststart)
     real = _pyav_frames(truncated_faststart)
