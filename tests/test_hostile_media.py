@@ -110,8 +110,7 @@ def _default_duration_patched(path: Path, nanoseconds: int) -> bytes:
     at = data.find(b"\x23\xe3\x83")
     assert at > 0 and data.find(b"\x23\xe3\x83", at + 1) < 0, "one DefaultDuration element"
     size_byte = data[at + 3]
-    width = 8 - size_byte.bit_length() + 1  # EBML size: leading zeros + 1 bytes
-    assert width == 1, "a one-byte size field"
+    assert size_byte & 0x80, "a one-byte EBML size field"
     length = size_byte & 0x7F
     assert nanoseconds < 1 << (8 * length)
     data[at + 4:at + 4 + length] = nanoseconds.to_bytes(length, "big")
@@ -262,7 +261,7 @@ def test_lying_frame_rate_is_checked_against_the_timestamps(lying_rate_mkv):
     assert meta.average_fps_from_header == pytest.approx(header_rate)  # the header's word is kept
     assert meta.average_fps == pytest.approx(timestamp_rate)
     assert len(decoder) <= meta.duration_seconds * timestamp_rate * 1.1 + 2
-    frames = list(decoder)  # each real frame once, not each ~1250 times
+    frames = list(decoder)  # each real frame once, not each ~900 times
     assert len(frames) == len(real)
     for ours, ref in zip(frames, real):
         assert np.array_equal(ours.permute(1, 2, 0).numpy(), ref)
